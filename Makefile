@@ -1,0 +1,33 @@
+# Two commands for a fresh machine: `make reproduce` (the main job) and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+CORES  ?= all
+PROFILE ?= default
+
+.PHONY: reproduce test bench lint dry-run clean-results
+
+$(BIN)/adaptivemix: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(BIN)/adaptivemix
+
+reproduce: $(BIN)/adaptivemix
+	$(BIN)/snakemake --cores $(CORES) --configfile config/$(PROFILE).yaml
+
+test: $(BIN)/adaptivemix
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest --benchmark-disable
+
+bench: $(BIN)/adaptivemix
+	$(BIN)/python -m pytest tests/benchmarks --benchmark-only \
+		--benchmark-json=results/benchmarks/step_cost.json
+
+lint: $(BIN)/adaptivemix
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/snakemake --lint --configfile config/smoke.yaml
+
+dry-run: $(BIN)/adaptivemix
+	$(BIN)/snakemake -n --configfile config/$(PROFILE).yaml

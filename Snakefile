@@ -1,0 +1,20 @@
+# AdaptiveMix reproducibility harness: the table of contents of the workflow.
+#   snakemake --cores all                                  (config/default.yaml)
+#   snakemake --cores all --configfile config/smoke.yaml
+# The config is validated (and its defaults filled) before any job is scheduled.
+
+configfile: "config/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/backbones.smk"
+include: "workflow/rules/gan.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

@@ -1,0 +1,147 @@
+"""``adaptivemix <subcommand>``: the thin entry point every workflow rule calls.
+
+    adaptivemix check-config config/default.yaml      # validate, print the resolved config
+    adaptivemix prepare-data --dataset digits --resolution 16 --out data.pt --summary data.json
+    adaptivemix train-backbone --name digits-cnn --dataset-file data.pt --out w.pt --summary b.json
+    adaptivemix reference-stats --dataset-file data.pt --split train --backbone digits-cnn ...
+    adaptivemix train-gan --spec '{...}' --dataset-file data.pt ... --run-dir R --state-dir S
+    adaptivemix evaluate-gan --run-dir R --backbone digits-cnn --weights w.pt --reference ref.npz
+    adaptivemix aggregate --metrics R1/metrics.json R2/metrics.json --out-dir results/default
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+from adaptivemix.errors import ConfigError
+
+
+def _load_plugins() -> None:
+    import baselines  # noqa: F401  (registers every baseline; the core never imports it)
+    import adaptivemix.registries  # noqa: F401
+
+
+def cmd_check_config(args) -> None:
+    from adaptivemix.config import load_workflow_config
+
+    config = load_workflow_config(yaml.safe_load(Path(args.config).read_text()) or {})
+    print(yaml.safe_dump(config, sort_keys=False))
+
+
+def cmd_prepare_data(args) -> None:
+    from adaptivemix.data import DATASETS, save_prepared
+    from adaptivemix.io import write_json
+
+    dataset = DATASETS.get(args.dataset, "data.datasets")(args.resolution)
+    save_prepared(dataset, args.out)
+    write_json(args.summary, dataset.summary())
+
+
+def cmd_train_backbone(args) -> None:
+    from adaptivemix.data import load_prepared
+    from adaptivemix.io import write_json
+    from adaptivemix.metrics.backbones import BACKBONE_TRAINERS
+
+    train = BACKBONE_TRAINERS.get(args.name, "backbone.name")
+    summary = train(
+        load_prepared(args.dataset_file), args.seed,
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, out_path=args.out,
+    )  # fmt: skip
+    write_json(args.summary, summary)
+
+
+def cmd_reference_stats(args) -> None:
+    from adaptivemix.data import load_prepared
+    from adaptivemix.metrics.backbones import BACKBONES
+    from adaptivemix.metrics.fid import compute_reference_stats
+
+    backbone = BACKBONES.get(args.backbone, "backbone.name")(args.weights, args.device)
+    compute_reference_stats(load_prepared(args.dataset_file), args.split, backbone).save(args.out)
+
+
+def cmd_train_gan(args) -> None:
+    from adaptivemix.config import GanRunConfig
+    from adaptivemix.gan.run import run_training
+
+    cfg = GanRunConfig.from_dict(json.loads(args.spec))
+    run_training(
+        cfg, args.dataset_file, args.backbone, args.weights, args.reference,
+        Path(args.run_dir), Path(args.state_dir),
+    )  # fmt: skip
+
+
+def cmd_evaluate_gan(args) -> None:
+    from adaptivemix.gan.run import run_evaluation
+
+    run_evaluation(args.run_dir, args.backbone, args.weights, args.reference, args.n_gen, args.device)
+
+
+def cmd_aggregate(args) -> None:
+    from adaptivemix.report import aggregate_gan
+
+    out = Path(args.out_dir)
+    aggregate_gan(args.metrics, out / "tables", out / "figures", method_order=args.method_order)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="adaptivemix", description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check-config", help="validate a workflow config and print it resolved")
+    p.add_argument("config")
+    p.set_defaults(func=cmd_check_config)
+    p = sub.add_parser("prepare-data")
+    _args(p, "--dataset", "--out", "--summary", resolution=int)
+    p.set_defaults(func=cmd_prepare_data)
+    p = sub.add_parser("train-backbone")
+    _args(p, "--name", "--dataset-file", "--out", "--summary", seed=int, steps=int,
+          batch_size=int, lr=float)  # fmt: skip
+    p.set_defaults(func=cmd_train_backbone)
+    p = sub.add_parser("reference-stats")
+    _args(p, "--dataset-file", "--split", "--backbone", "--weights", "--out", "--device")
+    p.set_defaults(func=cmd_reference_stats)
+    p = sub.add_parser("train-gan")
+    _args(p, "--spec", "--dataset-file", "--backbone", "--weights", "--reference", "--run-dir",
+          "--state-dir")  # fmt: skip
+    p.set_defaults(func=cmd_train_gan)
+    p = sub.add_parser("evaluate-gan")
+    _args(p, "--run-dir", "--backbone", "--weights", "--reference", "--device", n_gen=int)
+    p.set_defaults(func=cmd_evaluate_gan)
+    p = sub.add_parser("aggregate")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--method-order", nargs="*", default=None)
+    p.set_defaults(func=cmd_aggregate)
+    return parser
+
+
+def _args(parser: argparse.ArgumentParser, *names: str, **typed: type) -> None:
+    for name in names:
+        optional = name == "--device"
+        parser.add_argument(name, **({"default": "cpu"} if optional else {"required": True}))
+    for name, kind in typed.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, required=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        torch.set_num_interop_threads(1)
+    _load_plugins()
+    try:
+        args.func(args)
+    except ConfigError as err:
+        print(f"adaptivemix: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,9 @@
+"""Datasets: a registry of builders, each returning an :class:`ImageDataset`.
+
+Importing this package registers the embedded datasets.
+"""
+
+from adaptivemix.data.base import DATASETS, SPLITS, ImageDataset, load_prepared, save_prepared
+from adaptivemix.data import digits  # noqa: F401  (registers "digits")
+
+__all__ = ["DATASETS", "SPLITS", "ImageDataset", "load_prepared", "save_prepared"]

@@ -1,0 +1,57 @@
+"""Resumable training state, written atomically and loaded with ``weights_only=True``.
+
+A checkpoint holds everything needed to continue bit-exactly: step, G, D, G's EMA, both
+optimizers and the run's random generator. It lives in the run's *state* folder, outside
+the job's declared outputs, because Snakemake deletes declared outputs before rerunning a
+job; the in-progress log lives there too and is cut back to the checkpoint's step on resume.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adaptivemix.io import load_torch, read_jsonl, save_torch, write_jsonl
+
+CHECKPOINT = "checkpoint.pt"
+LIVE_LOG = "log.jsonl"
+
+
+def save_checkpoint(state_dir: Path, state, config: dict) -> Path:
+    payload = {
+        "config": config,
+        "step": state.step,
+        "elapsed_s": state.elapsed_s,
+        "G": state.G.state_dict(),
+        "D": state.D.state_dict(),
+        "G_ema": state.G_ema.state_dict(),
+        "opt_g": state.opt_g.state_dict(),
+        "opt_d": state.opt_d.state_dict(),
+        "rng": state.generator.get_state(),
+    }
+    return save_torch(Path(state_dir) / CHECKPOINT, payload)
+
+
+def try_resume(state_dir: Path, state, config: dict) -> bool:
+    """Load the checkpoint into ``state`` if one exists for this exact config."""
+    path = Path(state_dir) / CHECKPOINT
+    if not path.exists():
+        return False
+    payload = load_torch(path)
+    if payload["config"] != config:
+        return False  # a checkpoint of another configuration: start afresh
+    state.G.load_state_dict(payload["G"])
+    state.D.load_state_dict(payload["D"])
+    state.G_ema.load_state_dict(payload["G_ema"])
+    state.opt_g.load_state_dict(payload["opt_g"])
+    state.opt_d.load_state_dict(payload["opt_d"])
+    state.generator.set_state(payload["rng"])
+    state.step = int(payload["step"])
+    state.elapsed_s = float(payload["elapsed_s"])
+    rows = [r for r in read_jsonl(Path(state_dir) / LIVE_LOG) if r["step"] <= state.step]
+    write_jsonl(Path(state_dir) / LIVE_LOG, rows)
+    return True
+
+
+def reset_state_dir(state_dir: Path) -> None:
+    for name in (CHECKPOINT, LIVE_LOG):
+        (Path(state_dir) / name).unlink(missing_ok=True)

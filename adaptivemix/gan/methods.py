@@ -1,0 +1,130 @@
+"""The GAN method plugin interface (DESIGN.md §4).
+
+A method is a registered :class:`GanMethod` subclass with an ``Options`` dataclass. The
+trainer calls, per step, ``d_loss(ctx)`` then ``g_loss(ctx)``; the defaults below are the
+plain adversarial objective with optional R1, written through one overridable hook,
+``discriminate(D, x, phase, ctx)``, which returns the logits the loss sees plus any extra
+loss term. A feature-space method (AdaptiveMix) overrides only ``discriminate``; a method that
+changes the objective overrides ``d_loss`` / ``g_loss``; one that alters the networks
+overrides ``prepare``. The trainer never branches on a method's name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from adaptivemix.errors import ConfigError
+from adaptivemix.gan.losses import AdversarialLoss, r1_penalty
+from adaptivemix.registry import Registry
+
+PHASES = ("d_real", "d_fake", "g")
+
+METHODS: Registry = Registry("gan method")
+
+
+@dataclass
+class StepContext:
+    """Everything one training step's losses may use. All randomness comes from ``generator``."""
+
+    G: nn.Module
+    D: nn.Module
+    real: torch.Tensor  # (B, C, H, W) in [-1, 1]
+    fake: torch.Tensor  # G's output for this step, still attached to G's graph
+    adv: AdversarialLoss
+    generator: torch.Generator
+    r1_gamma: float = 0.0
+    step: int = 0
+
+
+@dataclass
+class Discrimination:
+    """What D says about one batch in one phase."""
+
+    logits: torch.Tensor  # (B,) used by the adversarial loss (and R1 on reals)
+    extra_loss: torch.Tensor | float = 0.0  # scalar added to the phase's loss
+    logs: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+class GanMethod:
+    """Base class and the ``vanilla`` method: plain adversarial loss (+ R1 when γ > 0)."""
+
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, options=None):
+        self.options = options if options is not None else self.Options()
+
+    @classmethod
+    def from_config(cls, name: str, options: dict | None) -> GanMethod:
+        return cls(parse_options(cls.Options, options or {}, f"gan.method_options.{name}"))
+
+    def prepare(self, G: nn.Module, D: nn.Module) -> tuple[nn.Module, nn.Module]:
+        return G, D
+
+    def discriminate(
+        self, D: nn.Module, x: torch.Tensor, phase: str, ctx: StepContext
+    ) -> Discrimination:
+        return Discrimination(D.head(D.features(x)))
+
+    def d_loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        real = ctx.real.detach().requires_grad_(ctx.r1_gamma > 0)
+        on_real = self.discriminate(ctx.D, real, "d_real", ctx)
+        on_fake = self.discriminate(ctx.D, ctx.fake.detach(), "d_fake", ctx)
+        loss_real = ctx.adv.d_real(on_real.logits).mean()
+        loss_fake = ctx.adv.d_fake(on_fake.logits).mean()
+        loss = loss_real + loss_fake + on_real.extra_loss + on_fake.extra_loss
+        logs = {"d_adv_real": float(loss_real.detach()), "d_adv_fake": float(loss_fake.detach())}
+        if ctx.r1_gamma > 0:
+            r1 = r1_penalty(on_real.logits, real)
+            loss = loss + 0.5 * ctx.r1_gamma * r1
+            logs["r1"] = float(r1.detach())
+        logs.update(on_real.logs, **on_fake.logs)
+        logs["d_real_logit"] = float(on_real.logits.detach().mean())
+        logs["d_fake_logit"] = float(on_fake.logits.detach().mean())
+        return loss, logs
+
+    def g_loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
+        on_fake = self.discriminate(ctx.D, ctx.fake, "g", ctx)
+        loss_adv = ctx.adv.g_fake(on_fake.logits).mean()
+        return loss_adv + on_fake.extra_loss, {"g_adv": float(loss_adv.detach()), **on_fake.logs}
+
+
+METHODS.register("vanilla")(GanMethod)
+
+
+def parse_options(options_cls: type, values: dict, key: str):
+    """Build a method's Options dataclass; an unknown key or a wrong type raises ConfigError."""
+    fields = {f.name: f for f in dataclasses.fields(options_cls)}
+    for name, value in values.items():
+        if name not in fields:
+            raise ConfigError(f"{key}.{name}", value, f"one of the options {sorted(fields)}")
+        _check_type(f"{key}.{name}", value, fields[name].type)
+    return options_cls(**values)
+
+
+_TYPE_CHECKS = {
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "tuple[str, ...]": lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v),
+}
+
+
+def _check_type(key: str, value: object, annotation: object) -> None:
+    check = _TYPE_CHECKS.get(str(annotation))
+    if check is not None and not check(value):
+        raise ConfigError(key, value, f"a value of type {annotation}")
+
+
+def build_method(name: str, options: dict | None = None) -> GanMethod:
+    return METHODS.get(name, "gan.methods").from_config(name, options)

@@ -1,0 +1,72 @@
+"""Glue between the workflow's files and the trainer/evaluator (what the CLI calls)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from adaptivemix.config import GanRunConfig
+from adaptivemix.data import load_prepared
+from adaptivemix.gan.outputs import GENERATOR_FILE, TRAIN_SUMMARY_FILE, load_generator
+from adaptivemix.gan.trainer import train_gan
+from adaptivemix.io import read_json, write_json
+from adaptivemix.metrics.backbones import BACKBONES
+from adaptivemix.metrics.fid import (
+    ReferenceStats, evaluate_generator, protocol, protocol_fingerprint,
+)  # fmt: skip
+from adaptivemix.provenance import provenance
+
+#: In-training evaluations use their own noise, so they never disturb the training stream.
+EVAL_SEED_OFFSET = 1_000_003
+
+
+def run_training(
+    cfg: GanRunConfig, dataset_file: Path, backbone: str, weights: Path, reference: Path,
+    run_dir: Path, state_dir: Path,
+) -> dict:  # fmt: skip
+    dataset = load_prepared(dataset_file)
+    feature_net = BACKBONES.get(backbone, "backbone.name")(weights, cfg.device)
+    ref = ReferenceStats.load(reference)
+    eval_seed = cfg.seed + EVAL_SEED_OFFSET
+
+    def evaluate(G) -> dict:
+        return evaluate_generator(
+            G, cfg.z_dim, feature_net, ref, cfg.eval_samples, eval_seed, cfg.device
+        )
+
+    return train_gan(cfg, dataset, run_dir, state_dir, evaluate=evaluate)
+
+
+def run_evaluation(
+    run_dir: Path, backbone: str, weights: Path, reference: Path, n_gen: int, device: str
+) -> dict:
+    """Final FID/KID of a finished run's EMA generator -> ``metrics.json`` beside it."""
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / TRAIN_SUMMARY_FILE)
+    G, cfg = load_generator(run_dir / GENERATOR_FILE, device)
+    feature_net = BACKBONES.get(backbone, "backbone.name")(weights, device)
+    ref = ReferenceStats.load(reference)
+    if summary["status"] == "ok":
+        values = evaluate_generator(G, cfg.z_dim, feature_net, ref, n_gen, cfg.seed, device)
+    else:
+        values = {"fid": math.nan, "kid": math.nan}
+    proto = protocol(feature_net, ref, n_gen)
+    record = {
+        "task": "gan",
+        "dataset": cfg.dataset,
+        "arch": cfg.arch,
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "status": summary["status"],
+        "diverged_at_step": summary["diverged_at_step"],
+        "steps": summary["steps"],
+        "metrics": {k: (None if math.isnan(v) else v) for k, v in values.items()},
+        "protocol": proto,
+        "protocol_fingerprint": protocol_fingerprint(proto),
+        "config": cfg.to_dict(),
+        "train_seconds": summary["train_seconds"],
+        **provenance(),
+    }
+    write_json(run_dir / "metrics.json", record)
+    return record
+

@@ -1,0 +1,200 @@
+"""FID and KID, computed by clean-fid's own formulas on features from a :class:`FeatureBackbone`.
+
+The distances themselves are clean-fid's (``frechet_distance`` and ``kernel_distance``), so
+numbers match the reference implementation the paper family reports; this module only
+supplies features, reference statistics with their provenance, deterministic sampling of
+the generator, and the protocol record that says which numbers may be compared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from cleanfid.fid import frechet_distance, kernel_distance
+from torch import nn
+
+from adaptivemix.data.base import ImageDataset
+from adaptivemix.io import atomic_write
+from adaptivemix.metrics.backbones import FeatureBackbone
+
+
+def feature_statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample covariance (rows are samples) in float64, the inputs of FID."""
+    feats = np.asarray(feats, dtype=np.float64)
+    if feats.ndim != 2 or feats.shape[0] < 2:
+        raise ValueError(f"need (N >= 2, D) features, got shape {feats.shape}")
+    return feats.mean(axis=0), np.atleast_2d(np.cov(feats, rowvar=False))
+
+
+def fid_from_features(feats_gen: np.ndarray, mu_ref: np.ndarray, sigma_ref: np.ndarray) -> float:
+    """FID between generated features and reference statistics (clean-fid's formula).
+
+    clean-fid 0.1.35 cannot take 1-d features (SciPy's ``sqrtm`` returns no error estimate
+    for 1×1 input), so D >= 2 is required. Its call to ``sqrtm(disp=False)`` raises a SciPy
+    deprecation warning that is silenced here: the pinned SciPy still supports it.
+    """
+    mu, sigma = feature_statistics(feats_gen)
+    if mu.shape[0] < 2:
+        raise ValueError("FID needs features of dimension >= 2")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*`disp` argument", category=DeprecationWarning)
+        value = frechet_distance(mu, sigma, np.asarray(mu_ref), np.asarray(sigma_ref))
+    return float(np.real(value))
+
+
+def kid_from_features(
+    feats_gen: np.ndarray,
+    feats_ref: np.ndarray,
+    seed: int = 0,
+    num_subsets: int = 100,
+    max_subset_size: int = 1000,
+) -> float:
+    """KID (unbiased MMD² with a cubic polynomial kernel, averaged over random subsets).
+
+    clean-fid draws its subsets from NumPy's *global* RNG. To make KID a function of its
+    inputs and ``seed`` alone, and to leave every other user of that RNG undisturbed, the
+    global state is saved, seeded for the call and restored afterwards even on error.
+    """
+    feats_gen = np.asarray(feats_gen, dtype=np.float64)
+    feats_ref = np.asarray(feats_ref, dtype=np.float64)
+    if min(feats_gen.shape[0], feats_ref.shape[0], max_subset_size) < 2:
+        raise ValueError("KID needs at least 2 samples per set")
+    saved = np.random.get_state()
+    try:
+        np.random.seed(seed)
+        return float(kernel_distance(feats_gen, feats_ref, num_subsets, max_subset_size))
+    finally:
+        np.random.set_state(saved)
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing arrays with == has no truth value
+class ReferenceStats:
+    """Real-data statistics for one (dataset, split, backbone), with the provenance in ``meta``.
+
+    ``features`` are kept because KID needs the samples, not only the moments.
+    """
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    features: np.ndarray
+    meta: dict
+
+    def save(self, path: str | Path) -> Path:
+        """Write an .npz atomically; ``meta`` is stored as a JSON string, never pickled."""
+        meta = np.array(json.dumps(self.meta, sort_keys=True))
+
+        def write(f: io.BufferedIOBase) -> None:
+            np.savez(f, mu=self.mu, sigma=self.sigma, features=self.features, meta=meta)
+
+        return atomic_write(path, write)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ReferenceStats:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(
+                mu=data["mu"],
+                sigma=data["sigma"],
+                features=data["features"],
+                meta=json.loads(str(data["meta"])),
+            )
+
+
+def compute_reference_stats(
+    dataset: ImageDataset, split: str, backbone: FeatureBackbone
+) -> ReferenceStats:
+    """Features and moments of one real split, tagged with the dataset and backbone hashes."""
+    feats = backbone.features(dataset.images[split])
+    mu, sigma = feature_statistics(feats)
+    meta = {
+        "dataset": dataset.name,
+        "split": split,
+        "backbone": backbone.name,
+        "backbone_sha256": backbone.weights_sha256,
+        "protocol": backbone.protocol,
+        "n_real": int(feats.shape[0]),
+        "dataset_sha256": dataset.content_hash(),
+    }
+    return ReferenceStats(mu=mu, sigma=sigma, features=feats, meta=meta)
+
+
+def generate_images(
+    G: nn.Module,  # noqa: N803  (the GAN literature's name)
+    n: int,
+    z_dim: int,
+    seed: int,
+    batch_size: int = 500,
+    device: str = "cpu",
+) -> torch.Tensor:
+    """``n`` samples of ``G`` in eval mode, as a (n, C, H, W) CPU tensor in [-1, 1].
+
+    All noise is drawn at once on the CPU from a generator seeded with ``seed``, so the
+    samples depend on the seed only (not on batch size or device) and the global RNG is
+    never touched. G's train/eval mode is restored afterwards.
+    """
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}")
+    z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+    was_training = G.training
+    G.eval()
+    try:
+        with torch.no_grad():
+            chunks = [
+                G(z[i : i + batch_size].to(device)).to("cpu", torch.float32)
+                for i in range(0, n, batch_size)
+            ]
+    finally:
+        G.train(was_training)
+    return torch.cat(chunks).clamp_(-1.0, 1.0)
+
+
+def evaluate_generator(
+    G: nn.Module,  # noqa: N803
+    z_dim: int,
+    backbone: FeatureBackbone,
+    reference: ReferenceStats,
+    n_gen: int,
+    seed: int,
+    device: str = "cpu",
+) -> dict:
+    """FID and KID of ``n_gen`` samples of G against ``reference``, measured by ``backbone``.
+
+    Refuses a reference computed by another backbone: such a FID would be meaningless.
+    """
+    ref_sha = reference.meta.get("backbone_sha256")
+    if ref_sha != backbone.weights_sha256:
+        raise ValueError(
+            f"reference stats were computed with backbone weights {ref_sha}, "
+            f"not {backbone.weights_sha256}; recompute them"
+        )
+    images = generate_images(G, n_gen, z_dim, seed, device=device)
+    feats = backbone.features(images)
+    return {
+        "fid": fid_from_features(feats, reference.mu, reference.sigma),
+        "kid": kid_from_features(feats, reference.features, seed=seed),
+    }
+
+
+def protocol(backbone: FeatureBackbone, reference: ReferenceStats, n_gen: int) -> dict:
+    """Everything that must match for two FID/KID numbers to be comparable."""
+    return {
+        "backbone": backbone.name,
+        "backbone_sha256": backbone.weights_sha256,
+        "resize": backbone.protocol,
+        "n_gen": int(n_gen),
+        "n_real": int(reference.meta["n_real"]),
+        "reference_split": reference.meta["split"],
+        "dataset_sha256": reference.meta["dataset_sha256"],
+    }
+
+
+def protocol_fingerprint(protocol: dict) -> str:
+    """First 16 hex digits of sha256 over the canonical (sorted-key) JSON of ``protocol``."""
+    canonical = json.dumps(protocol, sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

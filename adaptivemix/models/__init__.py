@@ -1,0 +1,16 @@
+"""Architectures: one family per file, each registered in :data:`ARCHS`.
+
+Contract every family meets (DESIGN.md §4):
+
+- ``D.features(x)`` -> per-sample features (everything before the final head) and
+  ``D.head(f)`` -> logits of shape (N,); ``D(x) == D.head(D.features(x))``.
+  ``D.per_sample_features`` says whether ``features`` treats samples independently.
+- ``G.stem(z)`` -> the first feature map; ``G.synthesize_from(h, res)`` runs the stages from
+  resolution ``res`` upward to an image in [-1, 1]; ``G(z) == G.synthesize_from(G.stem(z),
+  G.stage_resolutions[0])``; ``G.feature_maps(z)`` returns every stage's map by resolution.
+"""
+
+from adaptivemix.models.base import ARCHS, build_models
+from adaptivemix.models import dcgan  # noqa: F401  (registers "dcgan")
+
+__all__ = ["ARCHS", "build_models"]

@@ -1,0 +1,131 @@
+"""Figures: metric-vs-step curves with seed bands, and side-by-side sample grids.
+
+Figures are rendered headless (Agg) into memory and written atomically, so a crashed or
+interrupted job never leaves a truncated PNG/PDF that a later step would take as done.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from adaptivemix.io import atomic_write
+
+BAND_NOTE = "shaded: min–max over seeds"
+LINESTYLES = ("-", "--", ":", "-.")
+
+
+def _save(fig: Figure, path: Path, fmt: str) -> Path:
+    """Render to memory, then write atomically; no timestamp so PDFs are reproducible."""
+    buf = io.BytesIO()
+    metadata = {"CreationDate": None} if fmt == "pdf" else None
+    fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+    data = buf.getvalue()
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def _series_label(arch: str, method: str, several_archs: bool) -> str:
+    """Method name, prefixed by the architecture only when a panel mixes architectures."""
+    return f"{arch}/{method}" if several_archs else str(method)
+
+
+def _plot_panel(ax: plt.Axes, data: pd.DataFrame, colors: Mapping[Hashable, str]) -> None:
+    """One dataset: per (arch, method) the mean over seeds and the min–max band.
+
+    Colour marks the method, line style the architecture; series follow the order of
+    ``colors`` (the method order) so legends agree across panels.
+    """
+    several_archs = data["arch"].nunique() > 1
+    styles = {a: LINESTYLES[i % len(LINESTYLES)] for i, a in enumerate(dict.fromkeys(data["arch"]))}
+    rank = {m: i for i, m in enumerate(colors)}
+    groups = sorted(data.groupby(["arch", "method"], sort=False), key=lambda g: rank[g[0][1]])
+    for (arch, method), sub in groups:
+        by_step = sub.groupby("step")["value"].agg(["mean", "min", "max"]).sort_index()
+        steps = by_step.index.to_numpy(dtype=float)
+        n = sub["seed"].nunique()
+        label = f"{_series_label(arch, method, several_archs)} (n={n})"
+        color = colors[method]
+        ax.plot(steps, by_step["mean"], color=color, ls=styles[arch], label=label, lw=1.6)
+        ax.fill_between(steps, by_step["min"], by_step["max"], color=color, alpha=0.2, lw=0)
+    handles, _ = ax.get_legend_handles_labels()
+    handles.append(Patch(color="grey", alpha=0.3, label=BAND_NOTE))
+    ax.legend(handles=handles, fontsize=7)
+    ax.set_xlabel("training step")
+    ax.grid(alpha=0.3)
+
+
+def plot_metric_curves(
+    curves: pd.DataFrame,
+    metric: str,
+    out: Path | str,
+    title: str,
+    method_order: Sequence[str] | None = None,
+) -> Path:
+    """Plot ``metric`` against training step, one subplot per dataset; PNG plus PDF.
+
+    ``curves`` is the long frame of :func:`adaptivemix.report.collect.collect_curves`.
+    Each method gets the same colour in every panel. The line is the mean over the seeds
+    evaluated at that step (a diverged seed stops contributing after its last evaluation);
+    the band spans min to max over seeds. Returns the PNG path; the PDF sits beside it.
+    """
+    data = curves[curves["metric"] == metric]
+    if data.empty:
+        raise ValueError(f"no '{metric}' evaluations in the curves to plot")
+    methods = list(dict.fromkeys([*(method_order or ()), *data["method"]]))
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {m: palette[i % len(palette)] for i, m in enumerate(methods)}
+    datasets = list(dict.fromkeys(data["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(4.5 * len(datasets), 3.6), squeeze=False)
+    try:
+        for ax, dataset in zip(axes[0], datasets, strict=True):
+            _plot_panel(ax, data[data["dataset"] == dataset], colors)
+            ax.set_title(str(dataset))
+            ax.set_ylabel(metric.upper() if metric in ("fid", "kid") else metric)
+        fig.suptitle(title)
+        png = Path(out).with_suffix(".png")
+        _save(fig, png, "png")
+        _save(fig, png.with_suffix(".pdf"), "pdf")
+    finally:
+        plt.close(fig)
+    return png
+
+
+def _load_image(path: Path) -> tuple[np.ndarray, str | None]:
+    """Pixels as an array plus the colormap a single-channel image needs."""
+    with Image.open(path) as img:
+        if img.mode in ("L", "I", "F", "1"):
+            return np.asarray(img.convert("L")), "gray"
+        return np.asarray(img.convert("RGB")), None
+
+
+def sample_grid_figure(sample_pngs: Mapping[str, Path | str], out: Path | str, title: str) -> Path:
+    """Show each method's sample grid side by side, titled by its key; writes a PNG.
+
+    The keys are used verbatim as panel titles (e.g. 'adaptivemix (seed 0)').
+    """
+    if not sample_pngs:
+        raise ValueError("no sample images given")
+    n = len(sample_pngs)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
+    try:
+        for ax, (name, path) in zip(axes[0], sample_pngs.items(), strict=True):
+            pixels, cmap = _load_image(Path(path))
+            ax.imshow(pixels, cmap=cmap, interpolation="nearest")
+            ax.set_title(str(name), fontsize=9)
+            ax.axis("off")
+        fig.suptitle(title)
+        png = _save(fig, Path(out).with_suffix(".png"), "png")
+    finally:
+        plt.close(fig)
+    return png

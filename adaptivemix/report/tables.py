@@ -1,0 +1,136 @@
+"""Per-method summary tables (mean, std and CI over seeds) as CSV and Markdown.
+
+The CSV keeps full precision for downstream analysis; the Markdown is for reading, with a
+fixed number of decimals per metric so columns line up and no spurious digits are shown.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from adaptivemix.io import atomic_write
+from adaptivemix.report.stats import mean_std_ci
+
+GROUP_COLS = ("task", "dataset", "arch", "method")
+STAT_FIELDS = ("mean", "std", "ci_low", "ci_high")
+# Decimals shown in Markdown: FID is O(1-100), KID is O(1e-3-1e-1).
+PRECISION = {"fid": 2, "kid": 4}
+DEFAULT_PRECISION = 3
+
+
+def _order(values: Iterable[Hashable], preferred: Sequence[Hashable] = ()) -> dict[Hashable, int]:
+    """Rank values: those in ``preferred`` first (in that order), the rest by first appearance."""
+    seen = list(dict.fromkeys(values))
+    ranked = [v for v in preferred if v in seen] + [v for v in seen if v not in preferred]
+    return {v: i for i, v in enumerate(ranked)}
+
+
+def _protocol_label(rows: pd.DataFrame) -> str:
+    """E.g. 'digits-cnn/native, 1257 gen vs 1257 train'; several labels joined by '; '."""
+
+    def show(value: object) -> str:
+        return "?" if pd.isna(value) else str(value)
+
+    labels = [
+        f"{show(r.backbone)}/{show(r.resize)}, {show(r.n_gen)} gen vs "
+        f"{show(r.n_real)} {show(r.reference_split)}"
+        for r in rows.itertuples()
+    ]
+    return "; ".join(dict.fromkeys(labels))
+
+
+def _summarize_group(
+    rows: pd.DataFrame, metrics: Sequence[str], confidence: float
+) -> dict[str, object]:
+    """Statistics over the finished runs that have every requested metric.
+
+    Using the same runs for every metric keeps ``n_seeds`` the n behind every number in
+    the row. Diverged runs are counted, not averaged; finished runs lacking a metric value
+    are counted in ``n_missing`` so they cannot disappear unnoticed.
+    """
+    ok = rows[rows["status"] == "ok"]
+    complete = ok.dropna(subset=list(metrics))
+    out: dict[str, object] = {}
+    for m in metrics:
+        s = mean_std_ci(complete[m], confidence)
+        out.update({f"{m}_{field}": s[field] for field in STAT_FIELDS})
+    out["n_seeds"] = len(complete)
+    out["n_diverged"] = int((rows["status"] == "diverged").sum())
+    out["n_missing"] = len(ok) - len(complete)
+    out["protocol"] = _protocol_label(ok if len(ok) else rows)
+    return out
+
+
+def summary_table(
+    runs: pd.DataFrame,
+    metrics: Sequence[str] = ("fid", "kid"),
+    method_order: Sequence[str] | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """One row per (task, dataset, arch, method) with mean/std/CI per metric over seeds.
+
+    ``runs`` is the frame of :func:`adaptivemix.report.collect.collect_runs`. Rows follow
+    the first appearance of task, dataset and arch; methods follow ``method_order`` (those
+    not listed come after, by first appearance). The confidence level is kept in
+    ``table.attrs["confidence"]`` for the Markdown header.
+    """
+    metrics = list(metrics)
+    missing = [m for m in metrics if m not in runs.columns]
+    if missing:
+        raise ValueError(f"metrics {missing} not in the runs table (columns: {list(runs.columns)})")
+    ranks = [_order(runs[c]) for c in GROUP_COLS[:-1]]
+    ranks.append(_order(runs["method"], method_order or ()))
+    records = []
+    for key, rows in runs.groupby(list(GROUP_COLS), sort=False, dropna=False):
+        summary = _summarize_group(rows, metrics, confidence)
+        records.append({**dict(zip(GROUP_COLS, key, strict=True)), **summary})
+    records.sort(key=lambda r: tuple(rank[r[c]] for rank, c in zip(ranks, GROUP_COLS, strict=True)))
+    stat_cols = [f"{m}_{f}" for m in metrics for f in STAT_FIELDS]
+    columns = [*GROUP_COLS, *stat_cols, "n_seeds", "n_diverged", "n_missing", "protocol"]
+    table = pd.DataFrame(records, columns=columns)
+    table.attrs["confidence"] = confidence
+    return table
+
+
+def _format_cell(mean: float, std: float, low: float, high: float, digits: int) -> str:
+    """'mean ± std [low, high]'; one seed gives no spread, no seeds give 'n/a'."""
+    if math.isnan(mean):
+        return "n/a"
+    if math.isnan(std):
+        return f"{mean:.{digits}f} (single seed)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _table_metrics(table: pd.DataFrame) -> list[str]:
+    """Metric names present in a summary table, in column order."""
+    return [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
+
+
+def format_markdown(table: pd.DataFrame) -> str:
+    """Render a summary table as Markdown, one 'mean ± std [CI]' cell per metric."""
+    confidence = table.attrs.get("confidence")
+    ci = f"{confidence:.0%} CI" if confidence is not None else "CI"
+    shown = pd.DataFrame({c: table[c] for c in GROUP_COLS if c in table.columns})
+    for m in _table_metrics(table):
+        digits = PRECISION.get(m, DEFAULT_PRECISION)
+        cells = zip(*(table[f"{m}_{f}"] for f in STAT_FIELDS), strict=True)
+        shown[f"{m} (mean ± std [{ci}])"] = [_format_cell(*c, digits) for c in cells]
+    for col in ("n_seeds", "n_diverged", "n_missing", "protocol"):
+        if col in table.columns:
+            shown[col] = table[col].astype(str)
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
+def write_table(table: pd.DataFrame, stem: Path | str) -> list[Path]:
+    """Write ``<stem>.csv`` (full precision) and ``<stem>.md``; returns both paths."""
+    stem = Path(stem)
+    texts = {".csv": table.to_csv(index=False), ".md": format_markdown(table) + "\n"}
+    paths = []
+    for suffix, text in texts.items():
+        data = text.encode()
+        paths.append(atomic_write(stem.with_name(stem.name + suffix), lambda f, d=data: f.write(d)))
+    return paths

@@ -1,0 +1,216 @@
+"""FID/KID wrappers against closed forms and a hand-written MMD², plus their determinism.
+
+Every expected value here is computed independently of clean-fid and of the code under test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from adaptivemix.metrics.backbones import ModuleBackbone
+from adaptivemix.metrics.fid import (
+    ReferenceStats,
+    evaluate_generator,
+    feature_statistics,
+    fid_from_features,
+    generate_images,
+    kid_from_features,
+    protocol,
+    protocol_fingerprint,
+)
+
+
+def samples_with_moments(mean: np.ndarray, cov: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n samples whose *sample* mean and covariance are exactly ``mean`` and ``cov``."""
+    x = np.random.default_rng(seed).normal(size=(n, mean.shape[0]))
+    x -= x.mean(axis=0)
+    whiten = np.linalg.inv(np.linalg.cholesky(np.cov(x, rowvar=False)))
+    return x @ whiten.T @ np.linalg.cholesky(cov).T + mean
+
+
+def test_fid_matches_closed_form_for_diagonal_gaussians():
+    mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.5])
+    var1, var2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum(var1 + var2 - 2 * np.sqrt(var1 * var2))
+    feats = samples_with_moments(mu1, np.diag(var1), n=200, seed=0)
+    got = fid_from_features(feats, mu2, np.diag(var2))
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert expected == pytest.approx((1 + 0 + 6.25) + (4 + 1 + 0))  # by hand: 12.25
+
+
+def test_fid_matches_eigendecomposition_formula_for_full_covariances():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    s1, s2 = a @ a.T + 0.1 * np.eye(4), b @ b.T + 0.1 * np.eye(4)
+    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
+    # Tr sqrt(S1 S2) = Tr sqrt(S1^½ S2 S1^½), a symmetric PSD matrix: use eigh, not sqrtm
+    w, v = np.linalg.eigh(s1)
+    root1 = v @ np.diag(np.sqrt(w)) @ v.T
+    inner = np.linalg.eigvalsh(root1 @ s2 @ root1)
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(inner).sum()
+    feats = samples_with_moments(mu1, s1, n=100, seed=2)
+    assert fid_from_features(feats, mu2, s2) == pytest.approx(expected, rel=1e-6)
+
+
+def test_fid_of_identical_features_is_zero():
+    feats = np.random.default_rng(3).normal(size=(300, 8))
+    mu, sigma = feature_statistics(feats)
+    assert abs(fid_from_features(feats, mu, sigma)) < 1e-6
+
+
+def test_feature_statistics_match_numpy():
+    feats = np.random.default_rng(4).normal(size=(50, 6)).astype(np.float32)
+    mu, sigma = feature_statistics(feats)
+    assert mu.dtype == np.float64 and sigma.dtype == np.float64
+    assert sigma.shape == (6, 6)
+    np.testing.assert_allclose(mu, feats.astype(np.float64).mean(axis=0))
+    np.testing.assert_allclose(sigma, np.cov(feats.astype(np.float64).T))
+
+
+def reference_mmd2(x: np.ndarray, y: np.ndarray) -> float:
+    """Unbiased MMD² with k(a, b) = (a·b/d + 1)³, by explicit loops over all pairs."""
+    d = x.shape[1]
+
+    def k(a, b):
+        return (float(np.dot(a, b)) / d + 1.0) ** 3
+
+    m, n = len(x), len(y)
+    kxx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    kyy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    kxy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+    return kxx + kyy - 2.0 * kxy
+
+
+def test_kid_equals_exact_unbiased_mmd2_over_all_samples():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(30, 5))
+    y = rng.normal(loc=0.3, size=(30, 5))
+    got = kid_from_features(x, y, seed=0, num_subsets=1, max_subset_size=1000)
+    assert got == pytest.approx(reference_mmd2(x, y), rel=1e-9)
+    assert kid_from_features(x, x, num_subsets=1) == pytest.approx(reference_mmd2(x, x))
+
+
+def _same_state(a: tuple, b: tuple) -> bool:
+    return a[0] == b[0] and np.array_equal(a[1], b[1]) and tuple(a[2:]) == tuple(b[2:])
+
+
+def test_kid_is_deterministic_and_leaves_global_numpy_rng_alone():
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(80, 4)), rng.normal(size=(90, 4))
+    np.random.seed(12345)
+    before = np.random.get_state()
+    first = kid_from_features(x, y, seed=7, num_subsets=5, max_subset_size=20)
+    assert _same_state(before, np.random.get_state())
+    assert kid_from_features(x, y, seed=7, num_subsets=5, max_subset_size=20) == first
+    assert kid_from_features(x, y, seed=8, num_subsets=5, max_subset_size=20) != first
+
+
+def test_kid_restores_global_numpy_rng_on_error():
+    np.random.seed(99)
+    before = np.random.get_state()
+    with pytest.raises(ValueError):  # mismatched feature dimensions fail inside clean-fid
+        kid_from_features(np.ones((10, 3)), np.ones((10, 4)), num_subsets=1)
+    assert _same_state(before, np.random.get_state())
+
+
+def test_reference_stats_round_trip(tmp_path):
+    rng = np.random.default_rng(8)
+    feats = rng.normal(size=(20, 3))
+    meta = {"dataset": "digits", "split": "test", "n_real": 20, "nested": {"a": [1, 2]}}
+    ref = ReferenceStats(mu=feats.mean(0), sigma=np.cov(feats.T), features=feats, meta=meta)
+    path = ref.save(tmp_path / "ref.npz")
+    loaded = ReferenceStats.load(path)
+    for name in ("mu", "sigma", "features"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(ref, name))
+        assert getattr(loaded, name).dtype == np.float64
+    assert loaded.meta == meta
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ref.npz"]  # no temp files left
+
+
+class TinyGenerator(nn.Module):
+    """z -> 1×4×4 image; the dropout makes a forgotten ``eval()`` visible."""
+
+    def __init__(self, z_dim: int = 3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(z_dim, 16), nn.Dropout(0.5), nn.Tanh())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, 1, 4, 4)
+
+
+def make_tiny_generator() -> TinyGenerator:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return TinyGenerator()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_generate_images_deterministic_and_global_rng_untouched(training):
+    G = make_tiny_generator().train(training)
+    torch.manual_seed(2024)
+    before = torch.get_rng_state()
+    a = generate_images(G, n=7, z_dim=3, seed=11, batch_size=3)
+    assert torch.equal(before, torch.get_rng_state())
+    assert G.training is training
+    b = generate_images(G, n=7, z_dim=3, seed=11, batch_size=500)
+    c = generate_images(G, n=7, z_dim=3, seed=12)
+    assert a.shape == (7, 1, 4, 4) and a.device.type == "cpu"
+    assert a.min() >= -1 and a.max() <= 1
+    torch.testing.assert_close(a, b)  # independent of the batch size
+    assert not torch.allclose(a, c)
+
+
+class FlattenEmbed(nn.Module):
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+
+def tiny_backbone(sha: str = "abc") -> ModuleBackbone:
+    return ModuleBackbone(FlattenEmbed(), "flat", "native", sha, feature_dim=16, device="cpu")
+
+
+def tiny_reference(backbone: ModuleBackbone, n: int = 64) -> ReferenceStats:
+    feats = np.random.default_rng(9).uniform(-1, 1, size=(n, 16))
+    meta = {"split": "test", "n_real": n, "dataset_sha256": "d" * 64}
+    meta |= {"backbone_sha256": backbone.weights_sha256}
+    return ReferenceStats(feats.mean(0), np.cov(feats.T), feats, meta)
+
+
+def test_evaluate_generator_returns_finite_floats_and_checks_backbone():
+    backbone = tiny_backbone()
+    reference = tiny_reference(backbone)
+    G = make_tiny_generator()
+    result = evaluate_generator(G, 3, backbone, reference, n_gen=50, seed=0)
+    assert set(result) == {"fid", "kid"}
+    assert all(isinstance(v, float) and np.isfinite(v) for v in result.values())
+    assert result == evaluate_generator(G, 3, backbone, reference, n_gen=50, seed=0)
+    with pytest.raises(ValueError, match="backbone"):
+        evaluate_generator(G, 3, tiny_backbone("other"), reference, n_gen=50, seed=0)
+
+
+def test_protocol_and_fingerprint():
+    backbone = tiny_backbone()
+    proto = protocol(backbone, tiny_reference(backbone), n_gen=100)
+    assert proto == {
+        "backbone": "flat",
+        "backbone_sha256": "abc",
+        "resize": "native",
+        "n_gen": 100,
+        "n_real": 64,
+        "reference_split": "test",
+        "dataset_sha256": "d" * 64,
+    }
+    fingerprint = protocol_fingerprint(proto)
+    expected = hashlib.sha256(json.dumps(proto, sort_keys=True).encode()).hexdigest()[:16]
+    assert fingerprint == expected
+    assert protocol_fingerprint(dict(reversed(list(proto.items())))) == fingerprint
+    assert protocol_fingerprint({**proto, "n_gen": 101}) != fingerprint

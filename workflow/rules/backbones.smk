@@ -1,0 +1,43 @@
+# The FID backbone of the embedded profile: a digits classifier trained with a fixed seed.
+rule train_backbone:
+    input:
+        data=f"{OUT}/data/{config['backbone']['dataset']}/dataset.pt",
+    output:
+        weights=f"{OUT}/backbones/{{backbone}}/weights.pt",
+        summary=f"{OUT}/backbones/{{backbone}}/summary.json",
+    params:
+        seed=config["backbone"]["seed"],
+        steps=config["backbone"]["steps"],
+        batch_size=config["backbone"]["batch_size"],
+        lr=config["backbone"]["lr"],
+    log:
+        f"{OUT}/logs/train_backbone/{{backbone}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_backbone/{{backbone}}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "adaptivemix --threads {threads} train-backbone --name {wildcards.backbone}"
+        " --dataset-file {input.data} --seed {params.seed} --steps {params.steps}"
+        " --batch-size {params.batch_size} --lr {params.lr}"
+        " --out {output.weights} --summary {output.summary} > {log} 2>&1"
+
+
+rule reference_stats:
+    input:
+        data=f"{OUT}/data/{{dataset}}/dataset.pt",
+        weights=f"{OUT}/backbones/{{backbone}}/weights.pt",
+    output:
+        f"{OUT}/reference/{{dataset}}/{{split}}/{{backbone}}.npz",
+    log:
+        f"{OUT}/logs/reference_stats/{{dataset}}/{{split}}/{{backbone}}.log",
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "adaptivemix --threads {threads} reference-stats --dataset-file {input.data}"
+        " --split {wildcards.split} --backbone {wildcards.backbone} --weights {input.weights}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,23 @@
+rule evaluate_gan:
+    input:
+        generator=f"{OUT}/runs/{RUN}/G_ema.pt",
+        summary=f"{OUT}/runs/{RUN}/train.json",
+        weights=f"{OUT}/backbones/{BACKBONE}/weights.pt",
+        reference=f"{OUT}/reference/{{dataset}}/{REF_SPLIT}/{BACKBONE}.npz",
+    output:
+        metrics=f"{OUT}/runs/{RUN}/metrics.json",
+        done=touch(f"{OUT}/runs/{RUN}/done"),
+    params:
+        run_dir=f"{OUT}/runs/{RUN}",
+        n_gen=config["evaluate"]["n_gen"],
+        device=config["device"],
+    log:
+        f"{OUT}/logs/evaluate_gan/{RUN}.log",
+    threads: THREADS
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    shell:
+        "adaptivemix --threads {threads} evaluate-gan --run-dir {params.run_dir}"
+        " --backbone " + BACKBONE + " --weights {input.weights} --reference {input.reference}"
+        " --n-gen {params.n_gen} --device {params.device} > {log} 2>&1"

@@ -1,0 +1,20 @@
+rule aggregate_gan:
+    input:
+        metrics=run_metrics(),
+    output:
+        tables=[f"{OUT}/tables/gan_{d}.{ext}" for d in config["data"]["datasets"] for ext in ("csv", "md")],
+        summary=f"{OUT}/tables/gan_summary.csv",
+        curves=[f"{OUT}/figures/fid_curve_{d}.png" for d in config["data"]["datasets"]],
+        samples=[f"{OUT}/figures/samples_{d}.png" for d in config["data"]["datasets"]],
+    params:
+        out_dir=OUT,
+        method_order=" ".join(config["gan"]["methods"]),
+    log:
+        f"{OUT}/logs/aggregate_gan.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "adaptivemix aggregate --metrics {input.metrics} --out-dir {params.out_dir}"
+        " --method-order {params.method_order} > {log} 2>&1"
