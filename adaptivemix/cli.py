@@ -1,12 +1,12 @@
 """``adaptivemix <subcommand>``: the thin entry point every workflow rule calls.
 
-    adaptivemix check-config config/default.yaml      # validate, print the resolved config
-    adaptivemix prepare-data --dataset digits --resolution 16 --out data.pt --summary data.json
-    adaptivemix train-backbone --name digits-cnn --dataset-file data.pt --out w.pt --summary b.json
-    adaptivemix reference-stats --dataset-file data.pt --split train --backbone digits-cnn ...
-    adaptivemix train-gan --spec '{...}' --dataset-file data.pt ... --run-dir R --state-dir S
-    adaptivemix evaluate-gan --run-dir R --backbone digits-cnn --weights w.pt --reference ref.npz
-    adaptivemix aggregate --metrics R1/metrics.json R2/metrics.json --out-dir results/default
+adaptivemix check-config config/default.yaml      # validate, print the resolved config
+adaptivemix prepare-data --dataset digits --resolution 16 --out data.pt --summary data.json
+adaptivemix train-backbone --name digits-cnn --dataset-file data.pt --out w.pt --summary b.json
+adaptivemix reference-stats --dataset-file data.pt --split train --backbone digits-cnn ...
+adaptivemix train-gan --spec '{...}' --dataset-file data.pt ... --run-dir R --state-dir S
+adaptivemix evaluate-gan --run-dir R --backbone digits-cnn --weights w.pt --reference ref.npz
+adaptivemix aggregate --metrics R1/metrics.json R2/metrics.json --out-dir results/default
 """
 
 from __future__ import annotations
@@ -18,13 +18,14 @@ from pathlib import Path
 
 import torch
 import yaml
+from threadpoolctl import threadpool_limits
 
 from adaptivemix.errors import ConfigError
 
 
 def _load_plugins() -> None:
-    import baselines  # noqa: F401  (registers every baseline; the core never imports it)
     import adaptivemix.registries  # noqa: F401
+    import baselines  # noqa: F401  (registers every baseline; the core never imports it)
 
 
 def cmd_check_config(args) -> None:
@@ -79,7 +80,9 @@ def cmd_train_gan(args) -> None:
 def cmd_evaluate_gan(args) -> None:
     from adaptivemix.gan.run import run_evaluation
 
-    run_evaluation(args.run_dir, args.backbone, args.weights, args.reference, args.n_gen, args.device)
+    run_evaluation(
+        args.run_dir, args.backbone, args.weights, args.reference, args.n_gen, args.device
+    )
 
 
 def cmd_aggregate(args) -> None:
@@ -132,6 +135,9 @@ def _args(parser: argparse.ArgumentParser, *names: str, **typed: type) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.threads:
+        # NumPy/SciPy's BLAS must obey the job's thread budget too: two BLAS threads per job
+        # on a two-core machine running two jobs thrash (KID ran 20× slower).
+        threadpool_limits(args.threads)
         torch.set_num_threads(args.threads)
         torch.set_num_interop_threads(1)
     _load_plugins()

@@ -83,7 +83,12 @@ def load_workflow_config(raw: dict, schema_path: Path = SCHEMA_PATH) -> dict:
 
 def check_registered_names(config: dict) -> None:
     from adaptivemix.registries import (
-        ADV_LOSSES, ARCHS, BACKBONES, DATASETS, METHODS, build_method,
+        ADV_LOSSES,
+        ARCHS,
+        BACKBONES,
+        DATASETS,
+        METHODS,
+        build_method,
     )  # fmt: skip
 
     for i, name in enumerate(config["data"]["datasets"]):
@@ -142,11 +147,11 @@ class GanRunConfig:
 def gan_run_config(config: dict, dataset: str, method: str, seed: int) -> GanRunConfig:
     """The run's slice of a validated workflow config."""
     gan = config["gan"]
-    own = {k: gan[k] for k in ("arch", "g_width", "d_width", "z_dim", "adv_loss", "steps", "batch_size",
-                               "lr_g", "lr_d", "betas", "r1_gamma", "ema_kimg", "log_every",
-                               "eval_every", "eval_samples", "checkpoint_every")}  # fmt: skip
+    shared = set(gan) & {f.name for f in dataclasses.fields(GanRunConfig)}
+    own = {k: gan[k] for k in sorted(shared)}
     return GanRunConfig.from_dict(
-        own | {
+        own
+        | {
             "dataset": dataset,
             "resolution": config["data"]["resolution"],
             "method": method,

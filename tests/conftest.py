@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 
 import adaptivemix.registries  # noqa: F401  (every core registry)
 import baselines  # noqa: F401  (every baseline registers itself)
 
 torch.set_num_threads(1)
+threadpool_limits(1)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

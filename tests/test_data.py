@@ -49,5 +49,5 @@ def test_prepared_file_round_trips_with_the_same_hash(tmp_path, digits16):
 
 
 def test_unsupported_resolution_is_refused():
-    with pytest.raises(ConfigError, match="data.resolution.*12.*\\[8, 16, 32\\]"):
+    with pytest.raises(ConfigError, match=r"data\.resolution.*12.*\[8, 16, 32\]"):
         DATASETS.get("digits")(12)

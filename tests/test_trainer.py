@@ -50,14 +50,14 @@ def test_different_seeds_differ(tmp_path, digits16):
     assert fa != fb
 
 
-class Killed(Exception):
+class SimulatedKillError(Exception):
     pass
 
 
 def kill_at(step_to_die: int):
     def callback(step: int) -> None:
         if step == step_to_die:
-            raise Killed
+            raise SimulatedKillError
 
     return callback
 
@@ -66,7 +66,7 @@ def kill_at(step_to_die: int):
 def test_interrupted_run_resumes_to_the_uninterrupted_result(tmp_path, digits16, method):
     cfg = tiny_run_config(method)
     run(tmp_path, "straight", digits16, cfg)
-    with pytest.raises(Killed):  # dies at step 7: the last checkpoint is step 4
+    with pytest.raises(SimulatedKillError):  # dies at step 7: the last checkpoint is step 4
         run(tmp_path, "resumed", digits16, cfg, callbacks=[kill_at(7)])
     assert not (tmp_path / "resumed/run/G_ema.pt").exists()
     summary = run(tmp_path, "resumed", digits16, cfg)

@@ -93,4 +93,6 @@ class AdaptiveMix(GanMethod):
         if phase not in opt.phases:
             return Discrimination(logits)
         term = consistency(f_mix, z + noise, opt.distance)
-        return Discrimination(logits, opt.weight * term, {f"consistency_{phase}": float(term.detach())})
+        return Discrimination(
+            logits, opt.weight * term, {f"consistency_{phase}": float(term.detach())}
+        )

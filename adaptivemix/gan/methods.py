@@ -116,7 +116,9 @@ _TYPE_CHECKS = {
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "bool": lambda v: isinstance(v, bool),
     "str": lambda v: isinstance(v, str),
-    "tuple[str, ...]": lambda v: isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v),
+    "tuple[str, ...]": lambda v: (
+        isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v)
+    ),
 }
 
 

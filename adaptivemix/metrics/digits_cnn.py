@@ -19,7 +19,10 @@ from torch import nn
 from adaptivemix.data.base import ImageDataset
 from adaptivemix.io import load_torch, save_torch
 from adaptivemix.metrics.backbones import (
-    BACKBONE_TRAINERS, BACKBONES, FeatureBackbone, ModuleBackbone,
+    BACKBONE_TRAINERS,
+    BACKBONES,
+    FeatureBackbone,
+    ModuleBackbone,
 )  # fmt: skip
 from adaptivemix.provenance import sha256_file
 

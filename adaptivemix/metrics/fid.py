@@ -125,7 +125,7 @@ def compute_reference_stats(
 
 
 def generate_images(
-    G: nn.Module,  # noqa: N803  (the GAN literature's name)
+    G: nn.Module,
     n: int,
     z_dim: int,
     seed: int,
@@ -155,7 +155,7 @@ def generate_images(
 
 
 def evaluate_generator(
-    G: nn.Module,  # noqa: N803
+    G: nn.Module,
     z_dim: int,
     backbone: FeatureBackbone,
     reference: ReferenceStats,

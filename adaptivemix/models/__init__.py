@@ -10,7 +10,7 @@ Contract every family meets (DESIGN.md §4):
   G.stage_resolutions[0])``; ``G.feature_maps(z)`` returns every stage's map by resolution.
 """
 
-from adaptivemix.models.base import ARCHS, build_models
 from adaptivemix.models import dcgan  # noqa: F401  (registers "dcgan")
+from adaptivemix.models.base import ARCHS, build_models
 
 __all__ = ["ARCHS", "build_models"]

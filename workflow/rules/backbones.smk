@@ -19,7 +19,7 @@ rule train_backbone:
         mem_mb=2000,
         runtime=30,
     shell:
-        "adaptivemix --threads {threads} train-backbone --name {wildcards.backbone}"
+        CLI + " --threads {threads} train-backbone --name {wildcards.backbone}"
         " --dataset-file {input.data} --seed {params.seed} --steps {params.steps}"
         " --batch-size {params.batch_size} --lr {params.lr}"
         " --out {output.weights} --summary {output.summary} > {log} 2>&1"
@@ -38,6 +38,6 @@ rule reference_stats:
         mem_mb=2000,
         runtime=10,
     shell:
-        "adaptivemix --threads {threads} reference-stats --dataset-file {input.data}"
+        CLI + " --threads {threads} reference-stats --dataset-file {input.data}"
         " --split {wildcards.split} --backbone {wildcards.backbone} --weights {input.weights}"
         " --out {output} > {log} 2>&1"

@@ -1,5 +1,7 @@
 # Shared by every rule: config validation, paths, and the run matrix.
 import json
+import shlex
+import sys
 
 import baselines  # registers the baseline methods before the config is checked
 from adaptivemix.config import gan_run_config, load_workflow_config
@@ -11,6 +13,8 @@ RUN = "gan/{dataset}/{arch}/{method}/seed{seed}"
 BACKBONE = config["backbone"]["name"]
 REF_SPLIT = config["evaluate"]["reference_split"]
 THREADS = config["threads_per_job"]
+# The interpreter running Snakemake runs every job too: no reliance on PATH.
+CLI = f"{shlex.quote(sys.executable)} -m adaptivemix"
 
 
 wildcard_constraints:

@@ -11,6 +11,6 @@ rule prepare_dataset:
         mem_mb=1000,
         runtime=10,
     shell:
-        "adaptivemix --threads {threads} prepare-data --dataset {wildcards.dataset}"
+        CLI + " --threads {threads} prepare-data --dataset {wildcards.dataset}"
         " --resolution {params.resolution} --out {output.data} --summary {output.summary}"
         " > {log} 2>&1"

@@ -18,6 +18,6 @@ rule evaluate_gan:
         mem_mb=2000,
         runtime=15,
     shell:
-        "adaptivemix --threads {threads} evaluate-gan --run-dir {params.run_dir}"
+        CLI + " --threads {threads} evaluate-gan --run-dir {params.run_dir}"
         " --backbone " + BACKBONE + " --weights {input.weights} --reference {input.reference}"
         " --n-gen {params.n_gen} --device {params.device} > {log} 2>&1"

@@ -23,7 +23,7 @@ rule train_gan:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime_min"],
     shell:
-        "adaptivemix --threads {threads} train-gan --spec {params.spec:q}"
+        CLI + " --threads {threads} train-gan --spec {params.spec:q}"
         " --dataset-file {input.data} --backbone " + BACKBONE + " --weights {input.weights}"
         " --reference {input.reference} --run-dir {params.run_dir}"
         " --state-dir {params.state_dir} > {log} 2>&1"

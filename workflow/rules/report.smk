@@ -16,5 +16,5 @@ rule aggregate_gan:
         mem_mb=2000,
         runtime=10,
     shell:
-        "adaptivemix aggregate --metrics {input.metrics} --out-dir {params.out_dir}"
+        CLI + " aggregate --metrics {input.metrics} --out-dir {params.out_dir}"
         " --method-order {params.method_order} > {log} 2>&1"

@@ -1,0 +1,7 @@
+"""``python -m adaptivemix`` is the ``adaptivemix`` command."""
+
+import sys
+
+from adaptivemix.cli import main
+
+sys.exit(main())
