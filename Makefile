@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CORES  ?= all
 PROFILE ?= default
 
-.PHONY: reproduce test bench lint dry-run clean-results
+.PHONY: reproduce test bench lint dry-run
 
 $(BIN)/adaptivemix: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,11 @@ test: $(BIN)/adaptivemix
 	$(BIN)/python -m pytest --benchmark-disable
 
 bench: $(BIN)/adaptivemix
+	mkdir -p results/benchmarks
 	$(BIN)/python -m pytest tests/benchmarks --benchmark-only \
 		--benchmark-json=results/benchmarks/step_cost.json
+	$(BIN)/python -m adaptivemix.report.bench results/benchmarks/step_cost.json \
+		results/benchmarks/step_cost
 
 lint: $(BIN)/adaptivemix
 	$(BIN)/ruff check .
@@ -31,3 +34,4 @@ lint: $(BIN)/adaptivemix
 
 dry-run: $(BIN)/adaptivemix
 	$(BIN)/snakemake -n --configfile config/$(PROFILE).yaml
+

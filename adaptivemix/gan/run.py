@@ -14,8 +14,6 @@ from adaptivemix.metrics.backbones import BACKBONES
 from adaptivemix.metrics.fid import (
     ReferenceStats,
     evaluate_generator,
-    fid_from_features,
-    generate_images,
     protocol,
     protocol_fingerprint,
 )  # fmt: skip
@@ -36,8 +34,9 @@ def run_training(
 
     def evaluate(G) -> dict:
         # FID only: the curves need it, and KID's subset sums would dominate short runs.
-        images = generate_images(G, cfg.eval_samples, cfg.z_dim, eval_seed, device=cfg.device)
-        return {"fid": fid_from_features(feature_net.features(images), ref.mu, ref.sigma)}
+        return evaluate_generator(
+            G, cfg.z_dim, feature_net, ref, cfg.eval_samples, eval_seed, cfg.device, with_kid=False
+        )
 
     return train_gan(cfg, dataset, run_dir, state_dir, evaluate=evaluate)
 

@@ -33,6 +33,8 @@ rule reference_stats:
         f"{OUT}/reference/{{dataset}}/{{split}}/{{backbone}}.npz",
     log:
         f"{OUT}/logs/reference_stats/{{dataset}}/{{split}}/{{backbone}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/reference_stats/{{dataset}}/{{split}}/{{backbone}}.tsv"
     threads: THREADS
     resources:
         mem_mb=2000,

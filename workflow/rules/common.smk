@@ -1,5 +1,6 @@
 # Shared by every rule: config validation, paths, and the run matrix.
 import json
+import os
 import shlex
 import sys
 

@@ -8,16 +8,19 @@ rule evaluate_gan:
         metrics=f"{OUT}/runs/{RUN}/metrics.json",
         done=touch(f"{OUT}/runs/{RUN}/done"),
     params:
-        run_dir=f"{OUT}/runs/{RUN}",
+        backbone=BACKBONE,
+        run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
         n_gen=config["evaluate"]["n_gen"],
         device=config["device"],
     log:
         f"{OUT}/logs/evaluate_gan/{RUN}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate_gan/{RUN}.tsv"
     threads: THREADS
     resources:
         mem_mb=2000,
         runtime=15,
     shell:
         CLI + " --threads {threads} evaluate-gan --run-dir {params.run_dir}"
-        " --backbone " + BACKBONE + " --weights {input.weights} --reference {input.reference}"
+        " --backbone {params.backbone} --weights {input.weights} --reference {input.reference}"
         " --n-gen {params.n_gen} --device {params.device} > {log} 2>&1"

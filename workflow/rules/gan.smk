@@ -11,8 +11,9 @@ rule train_gan:
         log_jsonl=f"{OUT}/runs/{RUN}/log.jsonl",
         summary=f"{OUT}/runs/{RUN}/train.json",
     params:
+        backbone=BACKBONE,
         spec=run_spec,
-        run_dir=f"{OUT}/runs/{RUN}",
+        run_dir=lambda wildcards, output: os.path.dirname(output.summary),
         state_dir=f"{OUT}/state/{RUN}",
     log:
         f"{OUT}/logs/train_gan/{RUN}.log",

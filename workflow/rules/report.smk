@@ -7,7 +7,7 @@ rule aggregate_gan:
         curves=[f"{OUT}/figures/fid_curve_{d}.png" for d in config["data"]["datasets"]],
         samples=[f"{OUT}/figures/samples_{d}.png" for d in config["data"]["datasets"]],
     params:
-        out_dir=OUT,
+        out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.summary)),
         method_order=" ".join(config["gan"]["methods"]),
     log:
         f"{OUT}/logs/aggregate_gan.log",
