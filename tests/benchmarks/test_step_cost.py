@@ -15,7 +15,7 @@ from adaptivemix.gan.trainer import build_state, train_step
 from tests.helpers import tiny_run_config
 
 #: The default profile's networks and batch (config/default.yaml).
-DEFAULT_SIZE = dict(g_width=32, d_width=16, z_dim=64, batch_size=64)
+DEFAULT_SIZE = dict(g_width=48, d_width=16, z_dim=64, batch_size=64)
 
 
 @pytest.mark.parametrize("method", METHODS.names())
