@@ -84,7 +84,8 @@ def test_adding_a_method_adds_only_its_jobs(smoke_run, repo_root, tmp_path):
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-2000:]
     # seed 2 of both methods: train + evaluate each, then the aggregate; nothing else reruns
-    assert job_counts(text) == {"train_gan": 2, "evaluate_gan": 2, "aggregate_gan": 1}
+    expected = {"train_gan": 2, "evaluate_gan": 2, "aggregate_gan": 1, "all": 1}
+    assert job_counts(text) == expected
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:

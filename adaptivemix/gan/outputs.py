@@ -28,7 +28,10 @@ def write_run_outputs(
         {"config": cfg.to_dict(), "channels": channels, "state_dict": G_ema.state_dict()},
     )
     save_sample_grid(G_ema, cfg.z_dim, cfg.seed + SAMPLE_SEED_OFFSET, run_dir / SAMPLES_FILE)
-    write_json(run_dir / TRAIN_SUMMARY_FILE, {**summary, "config": cfg.to_dict(), **provenance()})
+    write_json(
+        run_dir / TRAIN_SUMMARY_FILE,
+        {**summary, "config": cfg.to_dict(), "provenance": provenance()},
+    )
 
 
 def load_generator(path: Path, device: str = "cpu") -> tuple[torch.nn.Module, GanRunConfig]:

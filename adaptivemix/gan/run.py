@@ -69,7 +69,7 @@ def run_evaluation(
         "protocol_fingerprint": protocol_fingerprint(proto),
         "config": cfg.to_dict(),
         "train_seconds": summary["train_seconds"],
-        **provenance(),
+        "provenance": provenance(),
     }
     write_json(run_dir / "metrics.json", record)
     return record
