@@ -89,7 +89,7 @@ def check_registered_names(config: dict) -> None:
         DATASETS,
         METHODS,
         build_method,
-    )  # fmt: skip
+    )
 
     for i, name in enumerate(config["data"]["datasets"]):
         DATASETS.get(name, f"data.datasets[{i}]")
@@ -147,7 +147,8 @@ class GanRunConfig:
 def gan_run_config(config: dict, dataset: str, method: str, seed: int) -> GanRunConfig:
     """The run's slice of a validated workflow config."""
     gan = config["gan"]
-    shared = set(gan) & {f.name for f in dataclasses.fields(GanRunConfig)}
+    # method_options holds every method's options: the run takes only its own, below
+    shared = set(gan) & {f.name for f in dataclasses.fields(GanRunConfig)} - {"method_options"}
     own = {k: gan[k] for k in sorted(shared)}
     return GanRunConfig.from_dict(
         own
