@@ -82,14 +82,7 @@ def load_workflow_config(raw: dict, schema_path: Path = SCHEMA_PATH) -> dict:
 
 
 def check_registered_names(config: dict) -> None:
-    from adaptivemix.registries import (
-        ADV_LOSSES,
-        ARCHS,
-        BACKBONES,
-        DATASETS,
-        METHODS,
-        build_method,
-    )
+    from adaptivemix.registries import ADV_LOSSES, ARCHS, BACKBONES, DATASETS
 
     for i, name in enumerate(config["data"]["datasets"]):
         DATASETS.get(name, f"data.datasets[{i}]")
@@ -97,11 +90,29 @@ def check_registered_names(config: dict) -> None:
     ADV_LOSSES.get(config["gan"]["adv_loss"], "gan.adv_loss")
     BACKBONES.get(config["backbone"]["name"], "backbone.name")
     DATASETS.get(config["backbone"]["dataset"], "backbone.dataset")
-    for i, name in enumerate(config["gan"]["methods"]):
-        METHODS.get(name, f"gan.methods[{i}]")
-    for name, options in config["gan"]["method_options"].items():
-        METHODS.get(name, f"gan.method_options.{name}")
-        build_method(name, options)
+    check_variants(config)
+
+
+def check_variants(config: dict) -> None:
+    """Every variant name parses, every option set parses, every method fits the networks."""
+    from adaptivemix.gan.methods import IncompatibleError
+    from adaptivemix.gan.variants import build_variant, parse_variant, registered_parts
+    from adaptivemix.models import build_models_on_meta
+
+    gan = config["gan"]
+    for name, options in gan["method_options"].items():
+        if name not in registered_parts():
+            expected = f"a method or augmentation name: {registered_parts()}"
+            raise ConfigError(f"gan.method_options.{name}", options, expected)
+    G, D = build_models_on_meta(gan["arch"], config["data"]["resolution"], gan)
+    for i, name in enumerate(gan["methods"]):
+        parse_variant(name, f"gan.methods[{i}]")
+        method, _ = build_variant(name, gan["method_options"])
+        try:
+            method.check_compatible(G, D)
+        except IncompatibleError as err:
+            expected = f"a method that can train arch '{gan['arch']}' ({err})"
+            raise ConfigError(f"gan.methods[{i}]", name, expected) from None
 
 
 @dataclass(frozen=True)
@@ -114,8 +125,8 @@ class GanRunConfig:
     g_width: int  # channels of G's last stage (doubling per stage toward 4×4)
     d_width: int  # channels of D's first stage (doubling per stage toward 4×4)
     z_dim: int  # latent size
-    method: str  # registered GAN method
-    method_options: dict  # that method's options (validated by its Options dataclass)
+    method: str  # variant name: a registered method, then optional "+augmentation" parts
+    method_options: dict  # part name -> its options (validated by its Options dataclass)
     adv_loss: str  # registered adversarial loss
     seed: int  # the only source of randomness of the run
     steps: int  # optimisation steps (one D step + one G step each)
@@ -156,8 +167,16 @@ def gan_run_config(config: dict, dataset: str, method: str, seed: int) -> GanRun
             "dataset": dataset,
             "resolution": config["data"]["resolution"],
             "method": method,
-            "method_options": gan["method_options"].get(method, {}),
+            "method_options": _own_options(gan["method_options"], method),
             "seed": int(seed),
             "device": config["device"],
         }
     )
+
+
+def _own_options(all_options: dict, variant: str) -> dict:
+    """The options of the variant's parts only, so other methods' options never rerun it."""
+    from adaptivemix.gan.variants import parse_variant
+
+    parts = parse_variant(variant).parts
+    return {part: all_options[part] for part in parts if part in all_options}

@@ -13,12 +13,14 @@ instance. Example::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from adaptivemix.errors import ConfigError
 
 T = TypeVar("T")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class Registry(Generic[T]):
@@ -27,6 +29,10 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
 
     def register(self, name: str) -> Callable[[T], T]:
+        if not NAME_PATTERN.fullmatch(name):
+            # names become path parts and wildcards; "+" joins a method and its augmentations
+            raise ValueError(f"{self.kind} name {name!r} must match {NAME_PATTERN.pattern}")
+
         def add(obj: T) -> T:
             if name in self._entries:
                 raise KeyError(f"{self.kind} '{name}' is already registered")

@@ -105,7 +105,8 @@ def test_run_config_takes_only_its_own_slice():
     bigger["gan"]["methods"].append("another")
     bigger["gan"]["method_options"]["adaptivemix"] = {"alpha": 0.5}
     assert gan_run_config(bigger, "digits", "vanilla", 0) == a
-    assert gan_run_config(bigger, "digits", "adaptivemix", 0).method_options == {"alpha": 0.5}
+    own = gan_run_config(bigger, "digits", "adaptivemix", 0).method_options
+    assert own == {"adaptivemix": {"alpha": 0.5}}
 
 
 @pytest.mark.parametrize("profile", ["smoke", "default"])

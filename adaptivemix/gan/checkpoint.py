@@ -1,9 +1,10 @@
 """Resumable training state, written atomically and loaded with ``weights_only=True``.
 
 A checkpoint holds everything needed to continue bit-exactly: step, G, D, G's EMA, both
-optimizers and the run's random generator. It lives in the run's *state* folder, outside
-the job's declared outputs, because Snakemake deletes declared outputs before rerunning a
-job; the in-progress log lives there too and is cut back to the checkpoint's step on resume.
+optimizers, the augmentations' state (ADA's p) and the run's random generator. It lives in
+the run's *state* folder, outside the job's declared outputs, because Snakemake deletes
+declared outputs before rerunning a job; the in-progress log lives there too and is cut back
+to the checkpoint's step on resume.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def save_checkpoint(state_dir: Path, state, config: dict) -> Path:
         "opt_g": state.opt_g.state_dict(),
         "opt_d": state.opt_d.state_dict(),
         "rng": state.generator.get_state(),
+        "augment": state.augment.state_dict(),
     }
     return save_torch(Path(state_dir) / CHECKPOINT, payload)
 
@@ -45,6 +47,7 @@ def try_resume(state_dir: Path, state, config: dict) -> bool:
     state.opt_g.load_state_dict(payload["opt_g"])
     state.opt_d.load_state_dict(payload["opt_d"])
     state.generator.set_state(payload["rng"])
+    state.augment.load_state_dict(payload["augment"])
     state.step = int(payload["step"])
     state.elapsed_s = float(payload["elapsed_s"])
     rows = [r for r in read_jsonl(Path(state_dir) / LIVE_LOG) if r["step"] <= state.step]

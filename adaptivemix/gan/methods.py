@@ -6,20 +6,24 @@ plain adversarial objective with optional R1, written through one overridable ho
 ``discriminate(D, x, phase, ctx)``, which returns the logits the loss sees plus any extra
 loss term. A feature-space method (AdaptiveMix) overrides only ``discriminate``; a method that
 changes the objective overrides ``d_loss`` / ``g_loss``; one that alters the networks
-overrides ``prepare``. The trainer never branches on a method's name.
+overrides ``prepare`` (and ``check_compatible`` to refuse networks it cannot use). Every D
+input goes through ``ctx.augment`` first, so augmentations compose with any method; a method
+that builds its own D inputs (e.g. by mixing reals and fakes) augments them before mixing.
+The trainer never branches on a method's name.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
 from torch import nn
 
-from adaptivemix.errors import ConfigError
 from adaptivemix.gan.losses import AdversarialLoss, r1_penalty
+from adaptivemix.gan.options import NoOptions, parse_options
 from adaptivemix.registry import Registry
 
 PHASES = ("d_real", "d_fake", "g")
@@ -29,7 +33,11 @@ METHODS: Registry = Registry("gan method")
 
 @dataclass
 class StepContext:
-    """Everything one training step's losses may use. All randomness comes from ``generator``."""
+    """Everything one training step's losses may use. All randomness comes from ``generator``.
+
+    R1 is taken w.r.t. the un-augmented reals (as StyleGAN2-ADA): ``augment`` is
+    differentiable, so the gradient flows through it.
+    """
 
     G: nn.Module
     D: nn.Module
@@ -39,6 +47,20 @@ class StepContext:
     generator: torch.Generator
     r1_gamma: float = 0.0
     step: int = 0
+    z: torch.Tensor | None = None  # the latents ``fake`` was generated from
+    augment: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # every D input goes through it
+
+
+@dataclass(frozen=True)
+class RunEnv:
+    """What a method may need beyond G and D when it is prepared for a run."""
+
+    device: str = "cpu"
+    feature_backbone: object | None = None  # the run's frozen FeatureBackbone, when there is one
+
+
+class IncompatibleError(Exception):
+    """A method cannot run with the given networks; the message says what is missing."""
 
 
 @dataclass
@@ -48,11 +70,6 @@ class Discrimination:
     logits: torch.Tensor  # (B,) used by the adversarial loss (and R1 on reals)
     extra_loss: torch.Tensor | float = 0.0  # scalar added to the phase's loss
     logs: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class NoOptions:
-    pass
 
 
 class GanMethod:
@@ -67,8 +84,23 @@ class GanMethod:
     def from_config(cls, name: str, options: dict | None) -> GanMethod:
         return cls(parse_options(cls.Options, options or {}, f"gan.method_options.{name}"))
 
-    def prepare(self, G: nn.Module, D: nn.Module) -> tuple[nn.Module, nn.Module]:
+    def check_compatible(self, G: nn.Module, D: nn.Module) -> None:
+        """Raise :class:`IncompatibleError` if this method cannot run with G and D.
+
+        Called on networks built on the meta device while the config is validated, so an
+        incompatible combination is refused before any job starts.
+        """
+        for name in ("features", "head"):
+            if not callable(getattr(D, name, None)):
+                raise IncompatibleError(f"D of type {type(D).__name__} has no {name}()")
+
+    def prepare(self, G: nn.Module, D: nn.Module, env: RunEnv) -> tuple[nn.Module, nn.Module]:
+        """Wrap or extend the networks before the optimizers see them (default: unchanged)."""
         return G, D
+
+    def describe(self) -> dict:
+        """The resolved options (defaults filled), recorded with every result."""
+        return dataclasses.asdict(self.options)
 
     def discriminate(
         self, D: nn.Module, x: torch.Tensor, phase: str, ctx: StepContext
@@ -77,8 +109,8 @@ class GanMethod:
 
     def d_loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         real = ctx.real.detach().requires_grad_(ctx.r1_gamma > 0)
-        on_real = self.discriminate(ctx.D, real, "d_real", ctx)
-        on_fake = self.discriminate(ctx.D, ctx.fake.detach(), "d_fake", ctx)
+        on_real = self.discriminate(ctx.D, ctx.augment(real), "d_real", ctx)
+        on_fake = self.discriminate(ctx.D, ctx.augment(ctx.fake.detach()), "d_fake", ctx)
         loss_real = ctx.adv.d_real(on_real.logits).mean()
         loss_fake = ctx.adv.d_fake(on_fake.logits).mean()
         loss = loss_real + loss_fake + on_real.extra_loss + on_fake.extra_loss
@@ -93,39 +125,12 @@ class GanMethod:
         return loss, logs
 
     def g_loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
-        on_fake = self.discriminate(ctx.D, ctx.fake, "g", ctx)
+        on_fake = self.discriminate(ctx.D, ctx.augment(ctx.fake), "g", ctx)
         loss_adv = ctx.adv.g_fake(on_fake.logits).mean()
         return loss_adv + on_fake.extra_loss, {"g_adv": float(loss_adv.detach()), **on_fake.logs}
 
 
 METHODS.register("vanilla")(GanMethod)
-
-
-def parse_options(options_cls: type, values: dict, key: str):
-    """Build a method's Options dataclass; an unknown key or a wrong type raises ConfigError."""
-    fields = {f.name: f for f in dataclasses.fields(options_cls)}
-    for name, value in values.items():
-        if name not in fields:
-            raise ConfigError(f"{key}.{name}", value, f"one of the options {sorted(fields)}")
-        _check_type(f"{key}.{name}", value, fields[name].type)
-    return options_cls(**values)
-
-
-_TYPE_CHECKS = {
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "bool": lambda v: isinstance(v, bool),
-    "str": lambda v: isinstance(v, str),
-    "tuple[str, ...]": lambda v: (
-        isinstance(v, (list, tuple)) and all(isinstance(s, str) for s in v)
-    ),
-}
-
-
-def _check_type(key: str, value: object, annotation: object) -> None:
-    check = _TYPE_CHECKS.get(str(annotation))
-    if check is not None and not check(value):
-        raise ConfigError(key, value, f"a value of type {annotation}")
 
 
 def build_method(name: str, options: dict | None = None) -> GanMethod:

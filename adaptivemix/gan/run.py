@@ -7,6 +7,7 @@ from pathlib import Path
 
 from adaptivemix.config import GanRunConfig
 from adaptivemix.data import load_prepared
+from adaptivemix.gan.methods import RunEnv
 from adaptivemix.gan.outputs import GENERATOR_FILE, TRAIN_SUMMARY_FILE, load_generator
 from adaptivemix.gan.trainer import train_gan
 from adaptivemix.io import read_json, write_json
@@ -38,7 +39,8 @@ def run_training(
             G, cfg.z_dim, feature_net, ref, cfg.eval_samples, eval_seed, cfg.device, with_kid=False
         )
 
-    return train_gan(cfg, dataset, run_dir, state_dir, evaluate=evaluate)
+    env = RunEnv(device=cfg.device, feature_backbone=feature_net)
+    return train_gan(cfg, dataset, run_dir, state_dir, evaluate=evaluate, env=env)
 
 
 def run_evaluation(

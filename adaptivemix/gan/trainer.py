@@ -25,10 +25,12 @@ from tqdm import tqdm
 
 from adaptivemix.config import GanRunConfig
 from adaptivemix.data.base import ImageDataset
+from adaptivemix.gan.augment import AugmentPipeline
 from adaptivemix.gan.checkpoint import LIVE_LOG, reset_state_dir, save_checkpoint, try_resume
 from adaptivemix.gan.losses import build_adv_loss
-from adaptivemix.gan.methods import GanMethod, StepContext, build_method
+from adaptivemix.gan.methods import GanMethod, RunEnv, StepContext
 from adaptivemix.gan.outputs import write_run_outputs
+from adaptivemix.gan.variants import build_variant
 from adaptivemix.io import append_jsonl
 from adaptivemix.models import build_models
 
@@ -43,6 +45,7 @@ class TrainState:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     generator: torch.Generator
+    augment: AugmentPipeline
     step: int = 0
     elapsed_s: float = 0.0  # training wall time, summed over resumed sessions
 
@@ -56,11 +59,20 @@ def ema_decay(cfg: GanRunConfig) -> float:
     return 0.5 ** (cfg.batch_size / (cfg.ema_kimg * 1000.0)) if cfg.ema_kimg > 0 else 0.0
 
 
-def build_state(cfg: GanRunConfig, method: GanMethod, channels: int) -> TrainState:
+def build_state(
+    cfg: GanRunConfig,
+    method: GanMethod,
+    channels: int,
+    augment: AugmentPipeline | None = None,
+    env: RunEnv | None = None,
+) -> TrainState:
+    """Networks (prepared by the method), EMA, optimizers and the run's generator."""
     G, D = build_models(
         cfg.arch, cfg.resolution, channels, cfg.z_dim, cfg.g_width, cfg.d_width, cfg.seed
     )
-    G, D = method.prepare(G.to(cfg.device), D.to(cfg.device))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # modules a method adds are initialised from the seed too
+        G, D = method.prepare(G.to(cfg.device), D.to(cfg.device), env or RunEnv(cfg.device))
     return TrainState(
         G=G,
         D=D,
@@ -68,6 +80,7 @@ def build_state(cfg: GanRunConfig, method: GanMethod, channels: int) -> TrainSta
         opt_g=torch.optim.Adam(G.parameters(), lr=cfg.lr_g, betas=cfg.betas),
         opt_d=torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas),
         generator=torch.Generator(cfg.device).manual_seed(cfg.seed),
+        augment=augment or AugmentPipeline(),
     )
 
 
@@ -76,11 +89,15 @@ def train_step(state, method, adv, reals: torch.Tensor, cfg: GanRunConfig) -> di
     gen = state.generator
     idx = torch.randint(reals.shape[0], (cfg.batch_size,), generator=gen, device=gen.device)
     z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen, device=gen.device)
-    ctx = StepContext(state.G, state.D, reals[idx], state.G(z), adv, gen, cfg.r1_gamma, state.step)
+    ctx = StepContext(
+        state.G, state.D, reals[idx], state.G(z), adv, gen, cfg.r1_gamma, state.step, z,
+        augment=lambda x: state.augment(x, gen),
+    )  # fmt: skip
     d_loss, d_logs = method.d_loss(ctx)
     if not torch.isfinite(d_loss):
         return None
     _optimise(state.opt_d, d_loss)
+    d_logs.update(state.augment.update(state.D, ctx.real, state.step, gen))
     state.D.requires_grad_(False)  # the G step's graph through D need not keep D's grads
     g_loss, g_logs = method.g_loss(ctx)
     state.D.requires_grad_(True)
@@ -105,12 +122,13 @@ def train_gan(
     state_dir: Path,
     evaluate: Evaluate | None = None,
     callbacks: Sequence[Callable[[int], None]] = (),
+    env: RunEnv | None = None,
 ) -> dict:
     """Train (resuming from ``state_dir`` if possible) and write the run's outputs."""
     run_dir, state_dir = Path(run_dir), Path(state_dir)
-    method = build_method(cfg.method, cfg.method_options)
+    method, augment = build_variant(cfg.method, cfg.method_options)
     adv = build_adv_loss(cfg.adv_loss)
-    state = build_state(cfg, method, dataset.channels)
+    state = build_state(cfg, method, dataset.channels, augment, env)
     resumed_from = state.step if try_resume(state_dir, state, cfg.to_dict()) else None
     if resumed_from is None:
         reset_state_dir(state_dir)
@@ -122,6 +140,7 @@ def train_gan(
         "diverged_at_step": state.step + 1 if status == "diverged" else None,
         "resumed_from_step": resumed_from,
         "train_seconds": round(state.elapsed_s, 3),
+        "method_details": {"method": method.describe(), "augment": augment.describe()},
     }
     write_run_outputs(run_dir, state.G_ema, cfg, summary, dataset.channels)
     shutil.copyfile(state_dir / LIVE_LOG, run_dir / "log.jsonl")

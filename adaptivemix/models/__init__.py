@@ -4,13 +4,16 @@ Contract every family meets (DESIGN.md §4):
 
 - ``D.features(x)`` -> per-sample features (everything before the final head) and
   ``D.head(f)`` -> logits of shape (N,); ``D(x) == D.head(D.features(x))``.
-  ``D.per_sample_features`` says whether ``features`` treats samples independently.
+  ``D.per_sample_features`` says whether ``features`` treats samples independently;
+  ``D.feature_maps(x)`` returns every stage's map by resolution, the last one being
+  ``features(x)`` (decoders such as GLeaD's take skips from them).
 - ``G.stem(z)`` -> the first feature map; ``G.synthesize_from(h, res)`` runs the stages from
   resolution ``res`` upward to an image in [-1, 1]; ``G(z) == G.synthesize_from(G.stem(z),
-  G.stage_resolutions[0])``; ``G.feature_maps(z)`` returns every stage's map by resolution.
+  G.stage_resolutions[0])``; ``G.feature_maps(z)`` returns every stage's map by resolution
+  and ``G.stage_channels[res]`` its channel count.
 """
 
 from adaptivemix.models import dcgan  # noqa: F401  (registers "dcgan")
-from adaptivemix.models.base import ARCHS, build_models
+from adaptivemix.models.base import ARCHS, build_models, build_models_on_meta
 
-__all__ = ["ARCHS", "build_models"]
+__all__ = ["ARCHS", "build_models", "build_models_on_meta"]

@@ -21,3 +21,16 @@ def build_models(
         return builder(
             resolution=resolution, channels=channels, z_dim=z_dim, g_width=g_width, d_width=d_width
         )
+
+
+def build_models_on_meta(arch: str, resolution: int, gan: dict, channels: int = 3):
+    """(G, D) on the meta device: their structure, no memory, for checks before any job."""
+    builder = ARCHS.get(arch, "gan.arch")
+    with torch.device("meta"):
+        return builder(
+            resolution=resolution,
+            channels=channels,
+            z_dim=gan["z_dim"],
+            g_width=gan["g_width"],
+            d_width=gan["d_width"],
+        )

@@ -88,6 +88,15 @@ class Discriminator(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def feature_maps(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Activations after each stage, by resolution; the 4×4 one equals ``features(x)``."""
+        maps = {}
+        for layer in self.body:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                maps[x.shape[-1]] = x
+        return maps
+
     def head(self, f: torch.Tensor) -> torch.Tensor:
         h = nn.functional.leaky_relu(self.head_fc(f.flatten(1)), 0.2)
         return self.head_out(h).squeeze(1)

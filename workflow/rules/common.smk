@@ -21,7 +21,7 @@ CLI = f"{shlex.quote(sys.executable)} -m adaptivemix"
 wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
     arch="[A-Za-z0-9_-]+",
-    method="[A-Za-z0-9_-]+",
+    method="[A-Za-z0-9_+-]+",
     seed="[0-9]+",
     split="train|val|test",
 

@@ -1,0 +1,58 @@
+"""Variant names: one GAN method composed with augmentations, through config alone.
+
+``adaptivemix`` is AdaptiveMix alone; ``adaptivemix+diffaugment`` is AdaptiveMix with
+DiffAugment on every D input; ``vanilla+ada+diffaugment`` stacks two augmentations in that
+order. The first part must be a registered method, every other part a registered
+augmentation, each at most once. A variant name is what tables and run folders show.
+Options come from ``gan.method_options.<part>`` for each part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from adaptivemix.errors import ConfigError
+from adaptivemix.gan.augment import AUGMENTS, AugmentPipeline, build_augmentation
+from adaptivemix.gan.methods import METHODS, GanMethod, build_method
+
+SEPARATOR = "+"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    method: str
+    augments: tuple[str, ...]
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return (self.method, *self.augments)
+
+
+def parse_variant(name: str, key: str = "gan.methods") -> Variant:
+    """Split and check a variant name; an unknown or repeated part raises ConfigError."""
+    method, *augments = name.split(SEPARATOR)
+    if method not in METHODS:
+        hint = " (augmentations come after a method, e.g. vanilla+diffaugment)"
+        raise ConfigError(key, name, f"a name starting with one of {METHODS.names()}{hint}")
+    for part in augments:
+        if part not in AUGMENTS:
+            raise ConfigError(key, name, f"'{part}' replaced by one of {AUGMENTS.names()}")
+    if len(set(augments)) != len(augments):
+        raise ConfigError(key, name, "each augmentation at most once")
+    return Variant(name, method, tuple(augments))
+
+
+def build_variant(name: str, options: dict | None = None) -> tuple[GanMethod, AugmentPipeline]:
+    """The method and augmentation pipeline of a variant; ``options`` maps part -> options."""
+    options = options or {}
+    variant = parse_variant(name)
+    method = build_method(variant.method, options.get(variant.method))
+    pipeline = AugmentPipeline(
+        [(part, build_augmentation(part, options.get(part))) for part in variant.augments]
+    )
+    return method, pipeline
+
+
+def registered_parts() -> list[str]:
+    return [*METHODS.names(), *AUGMENTS.names()]
