@@ -28,3 +28,13 @@ def digits16():
     from adaptivemix.data import DATASETS
 
     return DATASETS.get("digits")(16)
+
+
+@pytest.fixture(scope="session")
+def digits_backbone(tmp_path_factory, digits16):
+    """A briefly trained digits-cnn (real training, a few seconds): a run's feature backbone."""
+    from adaptivemix.metrics.backbones import BACKBONE_TRAINERS, BACKBONES
+
+    path = tmp_path_factory.mktemp("backbone") / "weights.pt"
+    BACKBONE_TRAINERS.get("digits-cnn")(digits16, 0, steps=30, batch_size=32, out_path=path)
+    return BACKBONES.get("digits-cnn")(path, "cpu")

@@ -59,6 +59,16 @@ BAD_INPUTS = [
      ["gan.batch_size", "-4", "minimum"]),
     ("non-positive backbone steps", with_change("backbone.steps", 0),
      ["backbone.steps", "0", "minimum=1"]),
+    ("unknown augmentation in a variant", with_change("gan.methods", ["vanilla+diffaug"]),
+     ["gan.methods", "'vanilla+diffaug'", "'diffaug'", "'diffaugment'", "'ada'"]),
+    ("augmentation in the method's place", with_change("gan.methods", ["diffaugment+vanilla"]),
+     ["gan.methods", "'diffaugment+vanilla'", "'adaptivemix'", "vanilla+diffaugment"]),
+    ("options for an unknown name", with_change("gan.method_options", {"mixupp": {}}),
+     ["gan.method_options.mixupp", "'mixup'", "'diffaugment'"]),
+    ("method incompatible with the networks",
+     with_change("gan", {**SMOKE["gan"], "methods": ["glead"],
+                         "method_options": {"glead": {"res_g": 16}}}),
+     ["gan.methods[0]", "'glead'", "res_g=16", "'dcgan'"]),
 ]  # fmt: skip
 IDS = [case[0] for case in BAD_INPUTS]
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from adaptivemix.data import DATASETS
 from adaptivemix.io import load_torch
 from adaptivemix.metrics import BACKBONES
+from adaptivemix.metrics.backbones import ModuleBackbone
 from adaptivemix.metrics.digits_cnn import DigitsCNN, random_shift, train_digits_cnn
 from adaptivemix.provenance import sha256_file
 
@@ -116,3 +117,77 @@ def test_random_shift_moves_each_image_by_at_most_one_pixel():
         assert matches, f"image {i} is not a ±1 px translation"
         offsets.update(matches)
     assert len(offsets) > 1  # offsets differ between images
+
+
+# --- channel groups: a 1-channel network measuring stacked (3-channel) digits -----------
+
+
+@pytest.fixture(scope="module")
+def brief(tmp_path_factory):
+    """A digits-cnn trained for a few steps on 8 px digits, and its loaded backbone."""
+    path = tmp_path_factory.mktemp("brief") / "w.pt"
+    train_digits_cnn(DATASETS.get("digits")(8), seed=1, steps=20, out_path=path)
+    model = DigitsCNN(1, 64, 10)
+    model.load_state_dict(load_torch(path)["state_dict"])
+    return BACKBONES.get("digits-cnn")(path, "cpu"), model.eval()
+
+
+@pytest.fixture(scope="module")
+def stacked_val():
+    return DATASETS.get("stacked-digits")(8).images["val"][:200]
+
+
+def test_loader_reads_channels_and_classes_from_meta(brief):
+    backbone, _ = brief
+    assert (backbone.in_channels, backbone.num_classes, backbone.feature_dim) == (1, 10, 64)
+
+
+def test_group_features_are_per_channel_features_concatenated(brief, stacked_val):
+    backbone, model = brief
+    feats = backbone.features(stacked_val, batch_size=64)
+    assert feats.shape == (200, 3 * 64) and feats.dtype == np.float64
+    with torch.no_grad():  # the module itself, one channel at a time
+        by_hand = torch.cat([model.embed(stacked_val[:, c : c + 1]) for c in range(3)], dim=1)
+    np.testing.assert_allclose(feats, by_hand.double().numpy(), rtol=1e-5, atol=1e-6)
+    for c in range(3):
+        one = backbone.features(stacked_val[:, c : c + 1])
+        np.testing.assert_allclose(feats[:, 64 * c : 64 * (c + 1)], one, rtol=1e-5, atol=1e-6)
+
+
+def test_group_predictions_and_single_group_predict(brief, stacked_val):
+    backbone, model = brief
+    groups = backbone.predict_groups(stacked_val, batch_size=64)
+    assert groups.shape == (200, 3) and groups.dtype == np.int64
+    with torch.no_grad():
+        by_hand = [model(stacked_val[:, c : c + 1]).argmax(1).numpy() for c in range(3)]
+    np.testing.assert_array_equal(groups, np.stack(by_hand, axis=1))
+    np.testing.assert_array_equal(backbone.predict(stacked_val[:, 1:2]), by_hand[1])
+    with pytest.raises(ValueError, match="predict_groups"):
+        backbone.predict(stacked_val)
+
+
+def test_channel_count_must_be_a_multiple_of_the_network_input():
+    model = DigitsCNN(in_channels=3)
+    backbone = ModuleBackbone(model, "rgb", "native", "00", 64, "cpu", in_channels=3)
+    assert backbone.features(torch.zeros(2, 6, 8, 8)).shape == (2, 128)  # two RGB groups
+    for channels in (1, 2, 4):
+        with pytest.raises(ValueError, match=f"multiple of 3.*got {channels} channels"):
+            backbone.features(torch.zeros(2, channels, 8, 8))
+    with pytest.raises(ValueError, match="got 4 channels"):
+        backbone.embed(torch.zeros(2, 4, 8, 8))
+
+
+def test_embed_is_differentiable_frozen_and_in_eval_mode(brief, stacked_val):
+    backbone, _ = brief
+    x = stacked_val[:16].clone().requires_grad_(True)
+    backbone.module.train()  # a caller switching modes must not change the features
+    out = backbone.embed(x)
+    assert out.shape == (16, 192) and out.requires_grad
+    out.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in backbone.module.parameters())
+    np.testing.assert_allclose(
+        out.detach().double().numpy(), backbone.features(stacked_val[:16]), rtol=1e-5, atol=1e-6
+    )
+    alone = backbone.embed(stacked_val[:1])  # no batch statistics: same image, same features
+    torch.testing.assert_close(alone, out[:1].detach(), rtol=1e-5, atol=1e-6)

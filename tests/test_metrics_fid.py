@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from adaptivemix.data.base import ImageDataset
+from adaptivemix.metrics import fid as fid_module
 from adaptivemix.metrics.backbones import ModuleBackbone
 from adaptivemix.metrics.fid import (
     ReferenceStats,
+    compute_reference_stats,
     evaluate_generator,
     feature_statistics,
     fid_from_features,
@@ -214,3 +218,103 @@ def test_protocol_and_fingerprint():
     assert fingerprint == expected
     assert protocol_fingerprint(dict(reversed(list(proto.items())))) == fingerprint
     assert protocol_fingerprint({**proto, "n_gen": 101}) != fingerprint
+
+
+# --- mode metrics from the same generated images -----------------------------------------
+
+
+class BrightnessNet(nn.Module):
+    """Features: the flattened pixels; classes: the nearest of 0..9 to 4.5·(mean + 1)."""
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        target = 4.5 * (x.mean((1, 2, 3)) + 1.0)
+        return -(target[:, None] - torch.arange(10.0)).abs()
+
+
+class CountingGenerator(nn.Module):
+    """Wraps a generator and counts its forward calls."""
+
+    def __init__(self, G: nn.Module):
+        super().__init__()
+        self.G, self.calls = G, 0
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.G(z)
+
+
+def classifier_backbone(sha: str = "abc") -> ModuleBackbone:
+    return ModuleBackbone(BrightnessNet(), "bright", "native", sha, 16, "cpu", num_classes=10)
+
+
+def test_evaluate_generator_mode_metrics_from_the_same_images():
+    backbone = classifier_backbone()
+    reference = tiny_reference(backbone)
+    G = CountingGenerator(make_tiny_generator())
+    result = evaluate_generator(G, 3, backbone, reference, n_gen=60, seed=4, with_modes=True)
+    assert G.calls == 1  # one batch of 60 generated once, for FID, KID and modes alike
+    assert set(result) == {"fid", "kid", "modes", "kl_modes"}
+    # recount by hand: the same noise, then each image's nearest class of 4.5·(mean + 1)
+    z = torch.randn(60, 3, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        means = make_tiny_generator().eval()(z).clamp(-1, 1).mean((1, 2, 3)).double().numpy()
+    classes = [int(np.argmin(np.abs(4.5 * (m + 1.0) - np.arange(10)))) for m in means]
+    counts = np.bincount(classes, minlength=10)
+    hit = counts[counts > 0] / 60.0
+    assert result["modes"] == len(hit)
+    assert result["kl_modes"] == pytest.approx(float(np.sum(hit * np.log(hit * 10))), rel=1e-9)
+    plain = evaluate_generator(G, 3, backbone, reference, n_gen=60, seed=4)
+    assert plain == {k: result[k] for k in ("fid", "kid")}  # modes change nothing else
+
+
+def test_evaluate_generator_flags():
+    backbone = tiny_backbone()
+    reference = tiny_reference(backbone)
+    G = make_tiny_generator()
+    assert set(evaluate_generator(G, 3, backbone, reference, 50, 0, with_kid=False)) == {"fid"}
+    with pytest.raises(ValueError, match="no classifier"):
+        evaluate_generator(G, 3, backbone, reference, 50, 0, with_modes=True)
+
+
+def test_protocol_of_a_classifier_backbone_names_its_modes():
+    backbone = classifier_backbone()
+    reference = tiny_reference(backbone)  # 16-d features = one group of the 16-d backbone
+    proto = protocol(backbone, reference, n_gen=100)
+    assert proto["n_modes"] == 10
+    assert proto == {
+        "backbone": "bright",
+        "backbone_sha256": "abc",
+        "resize": "native",
+        "n_gen": 100,
+        "n_real": 64,
+        "reference_split": "test",
+        "dataset_sha256": "d" * 64,
+        "n_modes": 10,
+    }
+    assert protocol_fingerprint(protocol(backbone, reference, 100)) == protocol_fingerprint(proto)
+    wide = ReferenceStats(reference.mu, reference.sigma, np.zeros((4, 48)), reference.meta)
+    assert protocol(backbone, wide, n_gen=100)["n_modes"] == 1000  # three 16-d groups
+    odd = ReferenceStats(reference.mu, reference.sigma, np.zeros((4, 20)), reference.meta)
+    with pytest.raises(ValueError, match="20-d"):
+        protocol(backbone, odd, n_gen=100)
+
+
+def test_reference_stats_keep_real_mode_metrics_of_the_first_images(monkeypatch):
+    # classes by hand: each 1×4×4 image is filled with 2d/9 − 1, classified as digit d
+    digits = torch.tensor([3, 3, 3, 7, 1, 1, 9, 9])
+    images = (digits.float() * 2 / 9 - 1)[:, None, None, None].expand(-1, 1, 4, 4).contiguous()
+    labels = {"train": digits, "val": digits[:2], "test": digits[:2]}
+    split_images = {"train": images, "val": images[:2], "test": images[:2]}
+    dataset = ImageDataset("toy", split_images, labels, num_classes=10)
+    monkeypatch.setattr(fid_module, "REAL_MODE_SAMPLES", 6)  # counts the first 6 only
+    meta = compute_reference_stats(dataset, "train", classifier_backbone()).meta
+    # first 6: classes 3, 3, 3, 7, 1, 1 -> p = (1/2, 1/6, 1/3) over 10 modes
+    kl = 0.5 * math.log(5) + (1 / 6) * math.log(10 / 6) + (1 / 3) * math.log(10 / 3)
+    assert (meta["n_modes"], meta["real_mode_samples"], meta["real_modes"]) == (10, 6, 3)
+    assert meta["real_kl_modes"] == pytest.approx(kl, rel=1e-12)
+    assert meta["n_real"] == 8
+    no_classifier = compute_reference_stats(dataset, "train", tiny_backbone()).meta
+    assert not {"n_modes", "real_modes", "real_kl_modes"} & set(no_classifier)

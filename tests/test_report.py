@@ -26,6 +26,7 @@ from adaptivemix.report import (
     write_table,
 )
 from adaptivemix.report.aggregate import _sample_choice
+from adaptivemix.report.tables import drop_unreported
 
 T_975_DF1 = 12.706204736174707  # t(0.975, 1)
 T_975_DF2 = 4.302652729911275  # t(0.975, 2)
@@ -44,8 +45,14 @@ def write_run(
     status: str = "ok",
     n_gen: int = 1257,
     samples: bool = True,
+    modes: tuple[float | None, float | None] | None = None,
+    n_modes: int = 1000,
 ) -> Path:
-    """A fake finished run folder: metrics.json, log.jsonl and (optionally) samples.png."""
+    """A fake finished run folder: metrics.json, log.jsonl and (optionally) samples.png.
+
+    ``modes=(modes, kl_modes)`` adds the mode metrics and ``n_modes`` to the protocol, as a
+    classifier backbone's evaluation does.
+    """
     run_dir = root / "runs" / "gan" / dataset / arch / method / f"seed{seed}"
     run_dir.mkdir(parents=True)
     protocol = {
@@ -57,6 +64,12 @@ def write_run(
         "reference_split": "train",
         "dataset_sha256": "cd" * 32,
     }
+    metrics = {"fid": fid, "kid": kid}
+    fingerprint = f"fp-{n_gen:012d}"
+    if modes is not None:
+        metrics.update(modes=modes[0], kl_modes=modes[1])
+        protocol["n_modes"] = n_modes
+        fingerprint += f"-{n_modes}"
     record = {
         "task": "gan",
         "dataset": dataset,
@@ -66,9 +79,9 @@ def write_run(
         "status": status,
         "diverged_at_step": 300 if status == "diverged" else None,
         "steps": 300 if status == "diverged" else 400,
-        "metrics": {"fid": fid, "kid": kid},
+        "metrics": metrics,
         "protocol": protocol,
-        "protocol_fingerprint": f"fp-{n_gen:012d}",
+        "protocol_fingerprint": fingerprint,
         "config": {},
         "provenance": {"code_version": "test", "libraries": {}},
         "train_seconds": 1.5,
@@ -268,7 +281,10 @@ def test_aggregate_gan_end_to_end(two_methods: list[Path], tmp_path: Path) -> No
     assert {p.name for p in written["tables"]} == expected_tables
     assert {p.name for p in written["figures"]} == expected_figures
     assert {p.name for p in tables.iterdir()} == expected_tables  # no temp files left over
-    assert {p.name for p in figures.iterdir()} == expected_figures
+    # beside each curve figure may sit the CSV of its plotted values; nothing else
+    on_disk = {p.name for p in figures.iterdir()}
+    curve_csvs = {f"fid_curve_{d}.csv" for d in ("digits", "letters")}
+    assert expected_figures <= on_disk and on_disk - expected_figures <= curve_csvs
     for name in expected_figures:
         if name.endswith(".png"):
             _check_png(figures / name)
@@ -314,3 +330,100 @@ def test_all_diverged_method(tmp_path: Path) -> None:
     assert math.isnan(row["fid_mean"])
     md = format_markdown(summary_table(runs))
     assert "10.00 (single seed)" in md and "n/a" in md
+
+
+# --- mode metrics (stacked digits) -----------------------------------------------------
+
+STACKED = "stacked-digits"
+
+
+@pytest.fixture
+def stacked_runs(tmp_path: Path) -> list[Path]:
+    """Stacked-digits runs with mode metrics; adaptivemix seed 2 diverged (nulls)."""
+    return [
+        write_run(tmp_path, "baseline", 0, 30.0, 0.1, dataset=STACKED, modes=(950, 0.1)),
+        write_run(tmp_path, "baseline", 1, 32.0, 0.2, dataset=STACKED, modes=(960, 0.2)),
+        write_run(tmp_path, "baseline", 2, 34.0, 0.3, dataset=STACKED, modes=(970, 0.3)),
+        write_run(tmp_path, "adaptivemix", 0, 20.0, 0.1, dataset=STACKED, modes=(990, 0.05)),
+        write_run(tmp_path, "adaptivemix", 1, 22.0, 0.1, dataset=STACKED, modes=(992, 0.07)),
+        write_run(tmp_path, "adaptivemix", 2, None, None, dataset=STACKED, status="diverged",
+                  modes=(None, None)),
+    ]  # fmt: skip
+
+
+def test_mode_metrics_are_collected_with_their_protocol(stacked_runs, two_methods) -> None:
+    runs = collect_runs([*two_methods, *stacked_runs])
+    assert {"modes", "kl_modes", "n_modes"} <= set(runs.columns)
+    stacked = runs[runs["dataset"] == STACKED]
+    assert stacked["modes"].tolist()[:5] == [950, 960, 970, 990, 992]
+    assert math.isnan(stacked["modes"].iloc[5])  # the diverged run's null
+    assert stacked["n_modes"].tolist() == [1000] * 6
+    assert runs.loc[runs["dataset"] == "digits", "n_modes"].isna().all()
+    assert runs.loc[runs["dataset"] == "digits", "modes"].isna().all()
+
+
+def test_mode_columns_by_hand(stacked_runs) -> None:
+    table = summary_table(collect_runs(stacked_runs))
+    assert [c for c in table.columns if c.endswith("_mean")] == [
+        "fid_mean", "kid_mean", "modes_mean", "kl_modes_mean"
+    ]  # fmt: skip
+    base = table.set_index("method").loc["baseline"]
+    assert (base["modes_mean"], base["modes_std"]) == pytest.approx((960.0, 10.0))
+    assert (base["kl_modes_mean"], base["kl_modes_std"]) == pytest.approx((0.2, 0.1))
+    half = T_975_DF2 * 10.0 / math.sqrt(3)  # 24.841
+    assert (base["modes_ci_low"], base["modes_ci_high"]) == pytest.approx((960 - half, 960 + half))
+    amix = table.set_index("method").loc["adaptivemix"]
+    assert (amix["modes_mean"], amix["n_seeds"], amix["n_diverged"]) == (991.0, 2, 1)
+    assert amix["modes_std"] == pytest.approx(math.sqrt(2.0))  # (1 + 1) / (2 - 1)
+    assert base["protocol"] == "digits-cnn/native, 1257 gen vs 1257 train, 1000 modes"
+    md = format_markdown(table)
+    assert "modes (mean ± std [95% CI])" in md and "kl_modes (mean ± std [95% CI])" in md
+    assert "960.0 ± 10.0 [935.2, 984.8]" in md  # 1 decimal for modes
+    assert "0.200 ± 0.100 [-0.048, 0.448]" in md  # 3 decimals for kl_modes: 0.2 ± 0.248
+
+
+def test_datasets_without_mode_metrics_keep_fid_and_kid(two_methods, stacked_runs) -> None:
+    table = summary_table(collect_runs([*two_methods, *stacked_runs]))
+    digits = table[table["dataset"] == "digits"].set_index("method")
+    # digits runs have no modes: they are not missing, and keep all their seeds
+    assert digits.loc["baseline", "n_seeds"] == 3 and digits.loc["baseline", "n_missing"] == 0
+    assert digits["modes_mean"].isna().all()
+    assert digits.loc["baseline", "fid_mean"] == pytest.approx(12.0)
+    kept = drop_unreported(table[table["dataset"] == "digits"])
+    assert not any(c.startswith(("modes_", "kl_modes_")) for c in kept.columns)
+    assert "modes" not in format_markdown(kept)
+    stacked = drop_unreported(table[table["dataset"] == STACKED])
+    assert "modes_mean" in stacked.columns and "kl_modes_ci_high" in stacked.columns
+
+
+def test_finished_run_without_mode_metrics_counts_as_missing(tmp_path: Path) -> None:
+    paths = [
+        write_run(tmp_path, "baseline", 0, 30.0, 0.1, dataset=STACKED, modes=(950, 0.1)),
+        write_run(tmp_path, "baseline", 1, 31.0, 0.1, dataset=STACKED, modes=(None, None)),
+    ]
+    row = summary_table(collect_runs(paths)).iloc[0]
+    assert (row["n_seeds"], row["n_missing"], row["fid_mean"]) == (1, 1, 30.0)
+
+
+def test_fingerprint_mismatch_names_n_modes(tmp_path: Path) -> None:
+    a = write_run(tmp_path, "baseline", 0, 30.0, 0.1, dataset=STACKED, modes=(9, 0.1))
+    b = write_run(tmp_path, "adaptivemix", 0, 30.0, 0.1, dataset=STACKED, modes=(9, 0.1),
+                  n_modes=100)  # fmt: skip
+    with pytest.raises(ValueError, match="differing protocol fields: n_modes"):
+        check_fingerprints(collect_runs([a, b]))
+
+
+def test_aggregate_tables_with_and_without_mode_metrics(two_methods, stacked_runs, tmp_path):
+    tables = tmp_path / "tables"
+    aggregate_gan([*two_methods, *stacked_runs], tables, tmp_path / "figures")
+    digits = pd.read_csv(tables / "gan_digits.csv")
+    assert [c for c in digits.columns if c.endswith("_mean")] == ["fid_mean", "kid_mean"]
+    stacked = pd.read_csv(tables / f"gan_{STACKED}.csv")
+    assert "modes_mean" in stacked.columns and "kl_modes_mean" in stacked.columns
+    assert stacked["modes_mean"].tolist() == pytest.approx([960.0, 991.0])
+    md = (tables / f"gan_{STACKED}.md").read_text()
+    assert "960.0 ± 10.0" in md and "1000 modes" in md
+    assert "modes" not in (tables / "gan_digits.md").read_text()
+    summary = pd.read_csv(tables / "gan_summary.csv")
+    assert summary["modes_mean"].isna().tolist() == [True, True, False, False]
+    assert "n/a" in (tables / "gan_summary.md").read_text()  # digits: no mode metrics

@@ -32,37 +32,48 @@ def smoke_run(tmp_path_factory, repo_root):
 @pytest.mark.slow
 def test_smoke_dag_writes_tables_and_figures(smoke_run):
     out, _, _ = smoke_run
-    table = (out / "tables/gan_digits.md").read_text()
-    assert "vanilla" in table and "adaptivemix" in table and "±" in table
-    for figure in ("fid_curve_digits.png", "samples_digits.png"):
-        with Image.open(out / "figures" / figure) as image:
-            assert image.width > 100 and image.height > 100
+    for dataset in ("digits", "stacked-digits"):
+        table = (out / f"tables/gan_{dataset}.md").read_text()
+        assert "vanilla" in table and "adaptivemix" in table and "±" in table
+        assert "modes (mean" in table and "kl_modes (mean" in table
+        for figure in (f"fid_curve_{dataset}.png", f"samples_{dataset}.png"):
+            with Image.open(out / "figures" / figure) as image:
+                assert image.width > 100 and image.height > 100
 
 
 @pytest.mark.slow
 def test_every_run_records_metrics_protocol_and_provenance(smoke_run):
     out, _, _ = smoke_run
-    metrics = sorted(out.glob("runs/gan/digits/dcgan/*/seed*/metrics.json"))
-    assert len(metrics) == 4  # 2 methods × 2 seeds
+    metrics = sorted(out.glob("runs/gan/*/dcgan/*/seed*/metrics.json"))
+    assert len(metrics) == 8  # 2 datasets × 2 methods × 2 seeds
+    n_real, n_modes = (
+        {"digits": 1257, "stacked-digits": 10000},
+        {"digits": 10, "stacked-digits": 1000},
+    )
     for path in metrics:
         record = read_json(path)
         assert record["status"] == "ok" and record["metrics"]["fid"] > 0
+        assert 1 <= record["metrics"]["modes"] <= n_modes[record["dataset"]]
         assert record["protocol"]["backbone"] == "digits-cnn"
-        assert record["protocol"]["n_gen"] == 300 and record["protocol"]["n_real"] == 1257
+        assert record["protocol"]["n_gen"] == 300
+        assert record["protocol"]["n_real"] == n_real[record["dataset"]]
+        assert record["protocol"]["n_modes"] == n_modes[record["dataset"]]
         assert record["provenance"]["libraries"]["torch"].startswith("2.14.1")
         assert record["config"]["seed"] == int(path.parent.name.removeprefix("seed"))
         assert (path.parent / "done").exists()
         log = [json.loads(line) for line in (path.parent / "log.jsonl").read_text().splitlines()]
         assert [r["step"] for r in log if "fid" in r] == [20, 40]
-    fingerprints = {read_json(p)["protocol_fingerprint"] for p in metrics}
-    assert len(fingerprints) == 1
+    fingerprints = {
+        (read_json(p)["dataset"], read_json(p)["protocol_fingerprint"]) for p in metrics
+    }
+    assert len(fingerprints) == 2  # one protocol per dataset
 
 
 @pytest.mark.slow
 def test_jobs_are_benchmarked_and_checkpoints_live_outside_outputs(smoke_run):
     out, _, _ = smoke_run
-    assert len(list(out.glob("benchmarks/train_gan/**/*.tsv"))) == 4
-    assert len(list(out.glob("state/gan/digits/dcgan/*/seed*/checkpoint.pt"))) == 4
+    assert len(list(out.glob("benchmarks/train_gan/**/*.tsv"))) == 8
+    assert len(list(out.glob("state/gan/*/dcgan/*/seed*/checkpoint.pt"))) == 8
     summary = read_json(out / "backbones/digits-cnn/summary.json")
     assert summary["test_accuracy"] > 0.9
 
@@ -83,8 +94,8 @@ def test_adding_a_method_adds_only_its_jobs(smoke_run, repo_root, tmp_path):
     result = snakemake(repo_root, workdir, "-n", "--configfile", config, str(extra))
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-2000:]
-    # seed 2 of both methods: train + evaluate each, then the aggregate; nothing else reruns
-    expected = {"train_gan": 2, "evaluate_gan": 2, "aggregate_gan": 1, "all": 1}
+    # seed 2 of both methods on both datasets: train + evaluate each, then the aggregate
+    expected = {"train_gan": 4, "evaluate_gan": 4, "aggregate_gan": 1, "all": 1}
     assert job_counts(text) == expected
 
 

@@ -3,7 +3,10 @@
 Importing this package registers the embedded datasets.
 """
 
-from adaptivemix.data import digits  # noqa: F401  (registers "digits")
+from adaptivemix.data import (
+    digits,  # noqa: F401  (registers "digits")
+    stacked_digits,  # noqa: F401  (registers "stacked-digits")
+)
 from adaptivemix.data.base import DATASETS, SPLITS, ImageDataset, load_prepared, save_prepared
 
 __all__ = ["DATASETS", "SPLITS", "ImageDataset", "load_prepared", "save_prepared"]

@@ -46,16 +46,24 @@ def run_training(
 def run_evaluation(
     run_dir: Path, backbone: str, weights: Path, reference: Path, n_gen: int, device: str
 ) -> dict:
-    """Final FID/KID of a finished run's EMA generator -> ``metrics.json`` beside it."""
+    """Final metrics of a finished run's EMA generator -> ``metrics.json`` beside it.
+
+    FID/KID always; with a classifier backbone also ``modes`` and ``kl_modes`` of the same
+    ``n_gen`` images (and ``n_modes`` in the protocol). A diverged run gets nulls.
+    """
     run_dir = Path(run_dir)
     summary = read_json(run_dir / TRAIN_SUMMARY_FILE)
     G, cfg = load_generator(run_dir / GENERATOR_FILE, device)
     feature_net = BACKBONES.get(backbone, "backbone.name")(weights, device)
     ref = ReferenceStats.load(reference)
+    with_modes = feature_net.num_classes is not None
     if summary["status"] == "ok":
-        values = evaluate_generator(G, cfg.z_dim, feature_net, ref, n_gen, cfg.seed, device)
+        values = evaluate_generator(
+            G, cfg.z_dim, feature_net, ref, n_gen, cfg.seed, device, with_modes=with_modes
+        )
     else:
-        values = {"fid": math.nan, "kid": math.nan}
+        names = ("fid", "kid", *(("modes", "kl_modes") if with_modes else ()))
+        values = dict.fromkeys(names, math.nan)
     proto = protocol(feature_net, ref, n_gen)
     record = {
         "task": "gan",

@@ -1,4 +1,5 @@
-"""Metrics: feature backbones (a registry of loaders) and FID/KID through clean-fid.
+"""Metrics: feature backbones (a registry of loaders), FID/KID through clean-fid, and the
+mode-coverage metrics of stacked digits.
 
 Importing this package registers the embedded backbones ("digits-cnn").
 """
@@ -9,6 +10,7 @@ from adaptivemix.metrics.fid import (
     ReferenceStats,
     compute_reference_stats,
     evaluate_generator,
+    evaluate_images,
     feature_statistics,
     fid_from_features,
     generate_images,
@@ -16,6 +18,7 @@ from adaptivemix.metrics.fid import (
     protocol,
     protocol_fingerprint,
 )
+from adaptivemix.metrics.modes import mode_count, mode_labels, mode_metrics
 
 __all__ = [
     "BACKBONES",
@@ -24,10 +27,14 @@ __all__ = [
     "ReferenceStats",
     "compute_reference_stats",
     "evaluate_generator",
+    "evaluate_images",
     "feature_statistics",
     "fid_from_features",
     "generate_images",
     "kid_from_features",
+    "mode_count",
+    "mode_labels",
+    "mode_metrics",
     "protocol",
     "protocol_fingerprint",
 ]

@@ -32,36 +32,93 @@ BACKBONE_TRAINERS: Registry[Callable[..., dict]] = Registry("backbone trainer")
 class FeatureBackbone(ABC):
     """A frozen feature extractor fed images in [-1, 1], shape (N, C, H, W).
 
-    ``features`` and ``predict`` batch the input, run without autograd and return NumPy
-    arrays on the CPU, so metric code never depends on the device the backbone lives on.
+    The network takes ``in_channels`` channels. An input with ``k·in_channels`` channels is
+    cut into ``k`` consecutive channel groups that are measured separately: features are the
+    ``k`` groups' features concatenated (``k·feature_dim`` wide) and predictions are one class
+    per group. This is how the stacked-MNIST literature measures its RGB images with a
+    single-channel digit classifier, one channel at a time.
+
+    ``embed`` is differentiable (for perceptual losses); ``features`` and ``predict`` batch
+    the input, run without autograd and return NumPy arrays on the CPU, so metric code never
+    depends on the device the backbone lives on. ``num_classes`` is None for backbones
+    without a classifier head.
     """
 
     def __init__(
-        self, name: str, protocol: str, weights_sha256: str, feature_dim: int, device: str
+        self,
+        name: str,
+        protocol: str,
+        weights_sha256: str,
+        feature_dim: int,
+        device: str,
+        in_channels: int = 1,
+        num_classes: int | None = None,
     ):
+        if in_channels < 1:
+            raise ValueError(f"in_channels must be positive, got {in_channels}")
         self.name = name
         self.protocol = protocol  # resize protocol; "native" = fed at the images' own size
         self.weights_sha256 = weights_sha256
-        self.feature_dim = feature_dim
+        self.feature_dim = feature_dim  # per channel group
         self.device = device
+        self.in_channels = in_channels
+        self.num_classes = num_classes
 
     @abstractmethod
     def embed_batch(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) on ``self.device`` -> (B, feature_dim) features."""
+        """(B, in_channels, H, W) on ``self.device`` -> (B, feature_dim) features."""
 
     def logits_batch(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) -> (B, num_classes) logits; only classifier backbones have them."""
+        """(B, in_channels, H, W) -> (B, num_classes) logits; only classifiers have them."""
         raise NotImplementedError(f"backbone '{self.name}' has no classifier head")
 
+    def group_count(self, channels: int) -> int:
+        """How many channel groups an input with ``channels`` channels is measured as."""
+        if channels < 1 or channels % self.in_channels:
+            raise ValueError(
+                f"backbone '{self.name}' measures images with a multiple of {self.in_channels} "
+                f"channel(s) (one group of {self.in_channels} at a time); got {channels} channels"
+            )
+        return channels // self.in_channels
+
+    def _groups(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """The consecutive channel groups of (B, k·in_channels, H, W) images, in order."""
+        if images.ndim != 4:
+            raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
+        c = self.in_channels
+        return [images[:, g * c : (g + 1) * c] for g in range(self.group_count(images.shape[1]))]
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Differentiable features (B, k·feature_dim) of images in [-1, 1], on ``self.device``.
+
+        Gradients flow to ``images`` only: the weights are frozen and the network is in eval
+        mode, so the same image always gets the same features (no batch statistics).
+        """
+        x = images.to(self.device, torch.float32)
+        return torch.cat([self.embed_batch(group) for group in self._groups(x)], dim=1)
+
+    def group_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, k, num_classes) logits, one classification per channel group."""
+        x = images.to(self.device, torch.float32)
+        return torch.stack([self.logits_batch(group) for group in self._groups(x)], dim=1)
+
     def features(self, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
-        """Features of every image as float64 (N, feature_dim): statistics need the precision."""
-        out = self._run(self.embed_batch, images, batch_size)
-        return out.astype(np.float64)
+        """Features of every image as float64 (N, k·feature_dim): statistics need precision."""
+        return self._run(self.embed, images, batch_size).astype(np.float64)
+
+    def predict_groups(self, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
+        """Predicted class of every channel group (int64, shape (N, k)), e.g. to count modes."""
+        logits = self._run(self.group_logits, images, batch_size)
+        return logits.argmax(axis=2).astype(np.int64)
 
     def predict(self, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
-        """Predicted class of every image (int64, shape (N,)), e.g. for counting modes."""
-        logits = self._run(self.logits_batch, images, batch_size)
-        return logits.argmax(axis=1).astype(np.int64)
+        """Predicted class of every image (int64, shape (N,)); images must be one group."""
+        if images.ndim == 4 and self.group_count(images.shape[1]) != 1:
+            raise ValueError(
+                f"predict takes {self.in_channels}-channel images, got {images.shape[1]} "
+                "channels; use predict_groups for one class per channel group"
+            )
+        return self.predict_groups(images, batch_size)[:, 0]
 
     def _run(
         self,
@@ -73,18 +130,21 @@ class FeatureBackbone(ABC):
             raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.group_count(images.shape[1])  # a bad channel count fails before any work
         chunks = []
         with torch.no_grad():
             for start in range(0, images.shape[0], batch_size):
-                batch = images[start : start + batch_size].to(self.device, torch.float32)
-                chunks.append(fn(batch).detach().to("cpu", torch.float64).numpy())
+                chunks.append(fn(images[start : start + batch_size]).detach().cpu().numpy())
         if not chunks:
             raise ValueError("no images given")
         return np.concatenate(chunks, axis=0)
 
 
 class ModuleBackbone(FeatureBackbone):
-    """A backbone around an ``nn.Module`` that has ``embed(x)`` (features) and ``forward(x)``."""
+    """A backbone around an ``nn.Module`` with ``embed(x)`` (features) and ``forward(x)``.
+
+    ``forward`` gives logits when ``num_classes`` is set; the module is frozen on construction.
+    """
 
     def __init__(
         self,
@@ -94,8 +154,12 @@ class ModuleBackbone(FeatureBackbone):
         weights_sha256: str,
         feature_dim: int,
         device: str,
+        in_channels: int = 1,
+        num_classes: int | None = None,
     ):
-        super().__init__(name, protocol, weights_sha256, feature_dim, device)
+        super().__init__(
+            name, protocol, weights_sha256, feature_dim, device, in_channels, num_classes
+        )
         self.module = module.to(device).eval().requires_grad_(False)
 
     def embed_batch(self, images: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,8 @@ may be downloaded at run time, so the digits profile measures FID/KID in the 64-
 penultimate layer of this classifier instead (images fed at their own resolution, protocol
 "native"). It is trained once per profile from a seed and identified everywhere by the
 sha256 of its weights file, so every FID of a profile is measured by the same network.
+On stacked digits (three digits as RGB channels) the single-channel network measures each
+channel separately (3 × 64-d features) and its per-channel predictions count the modes.
 """
 
 from __future__ import annotations
@@ -159,6 +161,8 @@ def load_digits_cnn(weights_path: str | Path) -> tuple[DigitsCNN, dict]:
 
 @BACKBONES.register(BACKBONE_NAME)
 def load_digits_backbone(weights_path: str | Path, device: str = "cpu") -> FeatureBackbone:
+    """The trained classifier as a backbone; it measures any multiple of its input channels
+    (stacked digits: one digit per channel) and classifies each channel group."""
     model, meta = load_digits_cnn(weights_path)
     return ModuleBackbone(
         model,
@@ -167,4 +171,6 @@ def load_digits_backbone(weights_path: str | Path, device: str = "cpu") -> Featu
         weights_sha256=sha256_file(weights_path),
         feature_dim=int(meta["feature_dim"]),
         device=device,
+        in_channels=int(meta["in_channels"]),
+        num_classes=int(meta["num_classes"]),
     )

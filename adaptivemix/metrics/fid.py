@@ -3,7 +3,9 @@
 The distances themselves are clean-fid's (``frechet_distance`` and ``kernel_distance``), so
 numbers match the reference implementation the paper family reports; this module only
 supplies features, reference statistics with their provenance, deterministic sampling of
-the generator, and the protocol record that says which numbers may be compared.
+the generator, and the protocol record that says which numbers may be compared. With a
+classifier backbone the same generated images also give the mode-coverage metrics of
+:mod:`adaptivemix.metrics.modes`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ from torch import nn
 from adaptivemix.data.base import ImageDataset
 from adaptivemix.io import atomic_write
 from adaptivemix.metrics.backbones import FeatureBackbone
+from adaptivemix.metrics.modes import mode_count, mode_labels, mode_metrics
+
+#: Real images whose mode metrics are stored with the reference: the first
+#: min(n_real, REAL_MODE_SAMPLES) of the split. Mode metrics depend on the sample count, and
+#: 5,000 is the embedded profile's n_gen, so the real row matches the generated ones there.
+REAL_MODE_SAMPLES = 5_000
 
 
 def feature_statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -109,8 +117,14 @@ class ReferenceStats:
 def compute_reference_stats(
     dataset: ImageDataset, split: str, backbone: FeatureBackbone
 ) -> ReferenceStats:
-    """Features and moments of one real split, tagged with the dataset and backbone hashes."""
-    feats = backbone.features(dataset.images[split])
+    """Features and moments of one real split, tagged with the dataset and backbone hashes.
+
+    With a classifier backbone ``meta`` also holds the real images' own mode metrics
+    (``real_modes``, ``real_kl_modes`` on ``real_mode_samples`` images, see
+    :data:`REAL_MODE_SAMPLES`) and ``n_modes``: what a perfect generator would score.
+    """
+    images = dataset.images[split]
+    feats = backbone.features(images)
     mu, sigma = feature_statistics(feats)
     meta = {
         "dataset": dataset.name,
@@ -121,7 +135,22 @@ def compute_reference_stats(
         "n_real": int(feats.shape[0]),
         "dataset_sha256": dataset.content_hash(),
     }
+    if backbone.num_classes is not None:
+        meta.update(_real_mode_metrics(backbone, images))
     return ReferenceStats(mu=mu, sigma=sigma, features=feats, meta=meta)
+
+
+def _real_mode_metrics(backbone: FeatureBackbone, images: torch.Tensor) -> dict:
+    """Mode metrics of the first min(N, REAL_MODE_SAMPLES) real images, with their count."""
+    subset = images[:REAL_MODE_SAMPLES]
+    n_modes = mode_count(backbone, images.shape[1])
+    values = mode_metrics(mode_labels(backbone, subset), n_modes)
+    return {
+        "n_modes": n_modes,
+        "real_modes": values["modes"],
+        "real_kl_modes": values["kl_modes"],
+        "real_mode_samples": int(subset.shape[0]),
+    }
 
 
 def generate_images(
@@ -163,30 +192,60 @@ def evaluate_generator(
     seed: int,
     device: str = "cpu",
     with_kid: bool = True,
+    with_modes: bool = False,
 ) -> dict:
-    """FID and KID of ``n_gen`` samples of G against ``reference``, measured by ``backbone``.
+    """FID, KID and mode metrics of ``n_gen`` samples of G, measured by ``backbone``.
 
+    The samples are generated once; see :func:`evaluate_images` for what is measured.
     ``with_kid=False`` skips KID, whose subset sums dominate frequent in-training checks.
-
-    Refuses a reference computed by another backbone: such a FID would be meaningless.
+    Refuses a reference computed by another backbone (checked before generating).
     """
+    check_reference(backbone, reference)
+    images = generate_images(G, n_gen, z_dim, seed, device=device)
+    return evaluate_images(images, backbone, reference, seed, with_kid, with_modes)
+
+
+def evaluate_images(
+    images: torch.Tensor,
+    backbone: FeatureBackbone,
+    reference: ReferenceStats,
+    seed: int,
+    with_kid: bool = True,
+    with_modes: bool = False,
+) -> dict:
+    """``fid`` (+ ``kid``) of ``images`` against ``reference``, (+ ``modes``, ``kl_modes``).
+
+    ``seed`` draws KID's subsets. ``with_modes`` needs a classifier backbone; the number of
+    modes is ``num_classes`` to the power of the images' channel groups.
+    """
+    check_reference(backbone, reference)
+    feats = backbone.features(images)
+    values: dict = {"fid": fid_from_features(feats, reference.mu, reference.sigma)}
+    if with_kid:
+        values["kid"] = kid_from_features(feats, reference.features, seed=seed)
+    if with_modes:
+        n_modes = mode_count(backbone, images.shape[1])
+        values.update(mode_metrics(mode_labels(backbone, images), n_modes))
+    return values
+
+
+def check_reference(backbone: FeatureBackbone, reference: ReferenceStats) -> None:
+    """Refuse a reference computed by another backbone: such a FID would be meaningless."""
     ref_sha = reference.meta.get("backbone_sha256")
     if ref_sha != backbone.weights_sha256:
         raise ValueError(
             f"reference stats were computed with backbone weights {ref_sha}, "
             f"not {backbone.weights_sha256}; recompute them"
         )
-    images = generate_images(G, n_gen, z_dim, seed, device=device)
-    feats = backbone.features(images)
-    values = {"fid": fid_from_features(feats, reference.mu, reference.sigma)}
-    if with_kid:
-        values["kid"] = kid_from_features(feats, reference.features, seed=seed)
-    return values
 
 
 def protocol(backbone: FeatureBackbone, reference: ReferenceStats, n_gen: int) -> dict:
-    """Everything that must match for two FID/KID numbers to be comparable."""
-    return {
+    """Everything that must match for two FID/KID (and mode) numbers to be comparable.
+
+    ``n_modes`` is present only for classifier backbones (absent otherwise, so the records
+    and fingerprints of backbones without a classifier are what they always were).
+    """
+    record = {
         "backbone": backbone.name,
         "backbone_sha256": backbone.weights_sha256,
         "resize": backbone.protocol,
@@ -195,6 +254,25 @@ def protocol(backbone: FeatureBackbone, reference: ReferenceStats, n_gen: int) -
         "reference_split": reference.meta["split"],
         "dataset_sha256": reference.meta["dataset_sha256"],
     }
+    if backbone.num_classes is not None:
+        record["n_modes"] = _reference_mode_count(backbone, reference)
+    return record
+
+
+def _reference_mode_count(backbone: FeatureBackbone, reference: ReferenceStats) -> int:
+    """Modes of the reference's images, from its feature width (k groups × feature_dim).
+
+    The width rather than ``meta["n_modes"]`` so references written before mode metrics
+    existed still give it; it is the channel layout FID compares generated images with.
+    """
+    width = int(reference.features.shape[1])
+    if width % backbone.feature_dim:
+        raise ValueError(
+            f"reference features are {width}-d, not a multiple of the backbone's "
+            f"{backbone.feature_dim}-d features; recompute them"
+        )
+    groups = width // backbone.feature_dim
+    return mode_count(backbone, groups * backbone.in_channels)
 
 
 def protocol_fingerprint(protocol: dict) -> str:

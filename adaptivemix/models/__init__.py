@@ -6,7 +6,8 @@ Contract every family meets (DESIGN.md §4):
   ``D.head(f)`` -> logits of shape (N,); ``D(x) == D.head(D.features(x))``.
   ``D.per_sample_features`` says whether ``features`` treats samples independently;
   ``D.feature_maps(x)`` returns every stage's map by resolution, the last one being
-  ``features(x)`` (decoders such as GLeaD's take skips from them).
+  ``features(x)``, and ``D.stage_channels[res]`` their channel counts (decoders such as
+  GLeaD's take skips from them).
 - ``G.stem(z)`` -> the first feature map; ``G.synthesize_from(h, res)`` runs the stages from
   resolution ``res`` upward to an image in [-1, 1]; ``G(z) == G.synthesize_from(G.stem(z),
   G.stage_resolutions[0])``; ``G.feature_maps(z)`` returns every stage's map by resolution

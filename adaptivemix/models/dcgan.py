@@ -77,9 +77,11 @@ class Discriminator(nn.Module):
         n_down = _num_up_blocks(resolution)
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 3, padding=1), nn.LeakyReLU(0.2)]
         c = width
-        for _ in range(n_down):
+        self.stage_channels = {resolution: width}  # channels of feature_maps(x)[res]
+        for i in range(n_down):
             layers += [nn.Conv2d(c, c * 2, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
             c *= 2
+            self.stage_channels[resolution // 2 ** (i + 1)] = c
         self.body = nn.Sequential(*layers)
         self.feature_shape = (c, BASE_RESOLUTION, BASE_RESOLUTION)
         self.head_fc = nn.Linear(c * BASE_RESOLUTION**2, c)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from adaptivemix.report.collect import check_fingerprints, collect_curves, collect_runs
 from adaptivemix.report.figures import plot_metric_curves, sample_grid_figure
-from adaptivemix.report.tables import summary_table, write_table
+from adaptivemix.report.tables import drop_unreported, summary_table, write_table
 
 
 def _sample_choice(runs: pd.DataFrame) -> pd.Series | None:
@@ -63,8 +63,9 @@ def aggregate_gan(
 ) -> dict[str, list[Path]]:
     """Write per-dataset tables/figures and a combined summary for GAN runs.
 
-    Per dataset: ``gan_<dataset>.csv/.md``, ``fid_curve_<dataset>.png/.pdf`` and
-    ``samples_<dataset>.png``; across datasets: ``gan_summary.csv/.md``. Returns
+    Per dataset: ``gan_<dataset>.csv/.md`` (fid, kid and, where the runs have them, modes
+    and kl_modes), ``fid_curve_<dataset>.png/.pdf`` and ``samples_<dataset>.png``; across
+    datasets: ``gan_summary.csv/.md`` (a dataset without a metric shows n/a). Returns
     ``{"tables": [...], "figures": [...]}`` with every path written.
     """
     tables_dir, figures_dir = Path(tables_dir), Path(figures_dir)
@@ -79,7 +80,7 @@ def aggregate_gan(
     summary = summary_table(runs, method_order=method_order)
     written: dict[str, list[Path]] = {"tables": [], "figures": []}
     for dataset in dict.fromkeys(runs["dataset"]):
-        part = summary[summary["dataset"] == dataset]
+        part = drop_unreported(summary[summary["dataset"] == dataset])
         written["tables"] += write_table(part, tables_dir / f"gan_{dataset}")
         title = "FID during training (line: mean over seeds)"
         png = plot_metric_curves(

@@ -29,13 +29,14 @@ RUN_COLUMNS = (
     "protocol_fingerprint",
 )
 # Human-readable protocol fields: these are what a reader needs to judge comparability.
-PROTOCOL_LABELS = ("backbone", "resize", "n_gen", "n_real", "reference_split")
+# n_modes exists only for classifier backbones (mode metrics); elsewhere it is missing.
+PROTOCOL_LABELS = ("backbone", "resize", "n_gen", "n_real", "reference_split", "n_modes")
 # Content hashes: a fingerprint can differ only in these (same names, other weights or data).
 PROTOCOL_HASHES = ("backbone_sha256", "dataset_sha256")
 PROTOCOL_COLUMNS = (*PROTOCOL_LABELS, *PROTOCOL_HASHES)
 STATUSES = ("ok", "diverged")
 CURVE_COLUMNS = ("task", "dataset", "arch", "method", "seed", "step", "metric", "value")
-_NULLABLE_INTS = ("diverged_at_step", "steps", "n_gen", "n_real")
+_NULLABLE_INTS = ("diverged_at_step", "steps", "n_gen", "n_real", "n_modes")
 
 
 def _as_float(value: Any) -> float:
@@ -64,8 +65,9 @@ def collect_runs(metrics_paths: Sequence[Path | str]) -> pd.DataFrame:
     """One row per run, in the order given (first appearance drives method order later).
 
     Metric columns are the union of the ``metrics`` keys over all runs (NaN where a run
-    lacks one). The same run key (task, dataset, arch, method, seed) given twice is an
-    error: it would silently count one seed twice.
+    lacks one): ``modes`` and ``kl_modes`` exist only where a classifier backbone measured.
+    The same run key (task, dataset, arch, method, seed) given twice is an error: it would
+    silently count one seed twice.
     """
     rows = [_run_row(Path(p)) for p in metrics_paths]
     base = [*RUN_COLUMNS, *PROTOCOL_COLUMNS, "run_dir"]

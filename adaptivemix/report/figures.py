@@ -24,6 +24,7 @@ from adaptivemix.io import atomic_write
 
 BAND_NOTE = "shaded: min–max over seeds"
 LINESTYLES = ("-", "--", ":", "-.")
+MAX_PANELS_PER_ROW = 5  # sample grids wrap into rows beyond this
 
 
 def _save(fig: Figure, path: Path, fmt: str) -> Path:
@@ -77,7 +78,8 @@ def plot_metric_curves(
     ``curves`` is the long frame of :func:`adaptivemix.report.collect.collect_curves`.
     Each method gets the same colour in every panel. The line is the mean over the seeds
     evaluated at that step (a diverged seed stops contributing after its last evaluation);
-    the band spans min to max over seeds. Returns the PNG path; the PDF sits beside it.
+    the band spans min to max over seeds. Returns the PNG path; the PDF and a CSV of the
+    plotted values (mean, min, max and seed count per series and step) sit beside it.
     """
     data = curves[curves["metric"] == metric]
     if data.empty:
@@ -98,7 +100,16 @@ def plot_metric_curves(
         _save(fig, png.with_suffix(".pdf"), "pdf")
     finally:
         plt.close(fig)
+    plotted = curve_data(data).to_csv(index=False).encode()
+    atomic_write(png.with_suffix(".csv"), lambda f: f.write(plotted))
     return png
+
+
+def curve_data(data: pd.DataFrame) -> pd.DataFrame:
+    """The values a curve figure draws: per dataset, arch, method and step, over seeds."""
+    keys = ["dataset", "arch", "method", "step"]
+    stats = data.groupby(keys, sort=False)["value"].agg(["mean", "min", "max", "count"])
+    return stats.rename(columns={"count": "n_seeds"}).reset_index()
 
 
 def _load_image(path: Path) -> tuple[np.ndarray, str | None]:
@@ -117,9 +128,13 @@ def sample_grid_figure(sample_pngs: Mapping[str, Path | str], out: Path | str, t
     if not sample_pngs:
         raise ValueError("no sample images given")
     n = len(sample_pngs)
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), squeeze=False)
+    cols = min(n, MAX_PANELS_PER_ROW)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.4 * rows + 0.3), squeeze=False)
     try:
-        for ax, (name, path) in zip(axes[0], sample_pngs.items(), strict=True):
+        for ax in axes.flat[n:]:
+            ax.axis("off")
+        for ax, (name, path) in zip(axes.flat, sample_pngs.items(), strict=False):
             pixels, cmap = _load_image(Path(path))
             ax.imshow(pixels, cmap=cmap, interpolation="nearest")
             ax.set_title(str(name), fontsize=9)

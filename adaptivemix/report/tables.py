@@ -17,8 +17,13 @@ from adaptivemix.report.stats import mean_std_ci
 
 GROUP_COLS = ("task", "dataset", "arch", "method")
 STAT_FIELDS = ("mean", "std", "ci_low", "ci_high")
-# Decimals shown in Markdown: FID is O(1-100), KID is O(1e-3-1e-1).
-PRECISION = {"fid": 2, "kid": 4}
+CORE_METRICS = ("fid", "kid")  # every GAN run has them
+# Mode coverage: only runs measured by a classifier backbone have them, so a dataset's
+# tables show them only when its runs do.
+OPTIONAL_METRICS = ("modes", "kl_modes")
+# Decimals shown in Markdown: FID is O(1-100), KID is O(1e-3-1e-1); modes is a count
+# averaged over seeds (one decimal), KL over modes O(1e-2-1) nats.
+PRECISION = {"fid": 2, "kid": 4, "modes": 1, "kl_modes": 3}
 DEFAULT_PRECISION = 3
 
 
@@ -35,12 +40,22 @@ def _protocol_label(rows: pd.DataFrame) -> str:
     def show(value: object) -> str:
         return "?" if pd.isna(value) else str(value)
 
+    def modes(r: tuple) -> str:
+        n_modes = getattr(r, "n_modes", None)
+        return "" if n_modes is None or pd.isna(n_modes) else f", {n_modes} modes"
+
     labels = [
         f"{show(r.backbone)}/{show(r.resize)}, {show(r.n_gen)} gen vs "
-        f"{show(r.n_real)} {show(r.reference_split)}"
+        f"{show(r.n_real)} {show(r.reference_split)}{modes(r)}"
         for r in rows.itertuples()
     ]
     return "; ".join(dict.fromkeys(labels))
+
+
+def reported_metrics(runs: pd.DataFrame) -> list[str]:
+    """fid and kid, then each optional metric (modes, kl_modes) some run has a value for."""
+    present = [m for m in OPTIONAL_METRICS if m in runs.columns and runs[m].notna().any()]
+    return [*CORE_METRICS, *present]
 
 
 def _summarize_group(
@@ -67,33 +82,59 @@ def _summarize_group(
 
 def summary_table(
     runs: pd.DataFrame,
-    metrics: Sequence[str] = ("fid", "kid"),
+    metrics: Sequence[str] | None = None,
     method_order: Sequence[str] | None = None,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
     """One row per (task, dataset, arch, method) with mean/std/CI per metric over seeds.
 
-    ``runs`` is the frame of :func:`adaptivemix.report.collect.collect_runs`. Rows follow
-    the first appearance of task, dataset and arch; methods follow ``method_order`` (those
-    not listed come after, by first appearance). The confidence level is kept in
+    ``runs`` is the frame of :func:`adaptivemix.report.collect.collect_runs`. By default
+    each dataset reports :func:`reported_metrics` of its own runs (fid, kid and, where
+    measured, modes and kl_modes); its rows hold NaN for metrics other datasets have.
+    Given ``metrics``, every row reports exactly those. Rows follow the first appearance
+    of task, dataset and arch; methods follow ``method_order`` (those not listed come
+    after, by first appearance). The confidence level is kept in
     ``table.attrs["confidence"]`` for the Markdown header.
     """
-    metrics = list(metrics)
-    missing = [m for m in metrics if m not in runs.columns]
+    per_dataset = _metrics_per_dataset(runs, metrics)
+    columns_metrics = list(metrics) if metrics is not None else reported_metrics(runs)
+    missing = [m for m in columns_metrics if m not in runs.columns]
     if missing:
         raise ValueError(f"metrics {missing} not in the runs table (columns: {list(runs.columns)})")
     ranks = [_order(runs[c]) for c in GROUP_COLS[:-1]]
     ranks.append(_order(runs["method"], method_order or ()))
     records = []
     for key, rows in runs.groupby(list(GROUP_COLS), sort=False, dropna=False):
-        summary = _summarize_group(rows, metrics, confidence)
+        summary = _summarize_group(rows, per_dataset(key[:2]), confidence)
         records.append({**dict(zip(GROUP_COLS, key, strict=True)), **summary})
     records.sort(key=lambda r: tuple(rank[r[c]] for rank, c in zip(ranks, GROUP_COLS, strict=True)))
-    stat_cols = [f"{m}_{f}" for m in metrics for f in STAT_FIELDS]
+    stat_cols = [f"{m}_{f}" for m in columns_metrics for f in STAT_FIELDS]
     columns = [*GROUP_COLS, *stat_cols, "n_seeds", "n_diverged", "n_missing", "protocol"]
     table = pd.DataFrame(records, columns=columns)
     table.attrs["confidence"] = confidence
     return table
+
+
+def _metrics_per_dataset(runs: pd.DataFrame, metrics: Sequence[str] | None):
+    """(task, dataset) -> the metrics its rows summarise: ``metrics``, or its own reported."""
+    if metrics is not None:
+        return lambda key: list(metrics)
+    groups = runs.groupby(["task", "dataset"], sort=False, dropna=False)
+    chosen = {key: reported_metrics(rows) for key, rows in groups}
+    return lambda key: chosen[key]
+
+
+def drop_unreported(table: pd.DataFrame) -> pd.DataFrame:
+    """Drop optional metrics no row of ``table`` reports (e.g. one dataset's slice).
+
+    A dataset whose runs have no mode metrics then keeps just its fid and kid columns.
+    """
+    absent = [
+        m
+        for m in OPTIONAL_METRICS
+        if f"{m}_mean" in table.columns and table[f"{m}_mean"].isna().all()
+    ]
+    return table.drop(columns=[f"{m}_{f}" for m in absent for f in STAT_FIELDS])
 
 
 def _format_cell(mean: float, std: float, low: float, high: float, digits: int) -> str:

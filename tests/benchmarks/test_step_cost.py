@@ -1,28 +1,36 @@
-"""Cost of one GAN training step per method, at the default profile's model size.
+"""Cost of one GAN training step per registered variant, at the default profile's size.
 
-Run with ``make bench`` (pytest-benchmark); ``make test`` runs each once as a smoke check.
-Target (issue: foundation): an AdaptiveMix step costs ≤ 1.5× a vanilla step; compare the
-``mean`` columns of the report.
+Run with ``make bench`` (pytest-benchmark; writes ``results/benchmarks/step_cost.*``, every
+variant relative to vanilla, from one run); ``make test`` runs each once as a smoke check.
+Parametrized over the registries: every method alone, every augmentation with vanilla and
+with AdaptiveMix, so a new plugin is benchmarked the moment it registers.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from adaptivemix.gan.losses import build_adv_loss
-from adaptivemix.gan.methods import METHODS, build_method
+from adaptivemix.gan.methods import RunEnv
 from adaptivemix.gan.trainer import build_state, train_step
+from adaptivemix.gan.variants import build_variant
 from tests.helpers import tiny_run_config
+from tests.test_method_registry import VARIANTS
 
-#: The default profile's networks and batch (config/default.yaml).
-DEFAULT_SIZE = dict(g_width=48, d_width=16, z_dim=64, batch_size=64)
+#: The default profile's networks and batch, read from its config so the two never drift.
+_GAN = yaml.safe_load((Path(__file__).parents[2] / "config/default.yaml").read_text())["gan"]
+DEFAULT_SIZE = {k: _GAN[k] for k in ("g_width", "d_width", "z_dim", "batch_size")}
 
 
-@pytest.mark.parametrize("method", METHODS.names())
-def test_training_step_cost(benchmark, digits16, method):
+@pytest.mark.parametrize("method", VARIANTS)
+def test_training_step_cost(benchmark, digits16, digits_backbone, method):
     cfg = tiny_run_config(method, **DEFAULT_SIZE)
-    plugin = build_method(method, {})
-    state = build_state(cfg, plugin, digits16.channels)
+    plugin, augment = build_variant(method, _GAN["method_options"])
+    env = RunEnv(feature_backbone=digits_backbone)
+    state = build_state(cfg, plugin, digits16.channels, augment, env)
     adv = build_adv_loss(cfg.adv_loss)
     reals = digits16.images["train"]
     for _ in range(3):  # warm-up: allocator and kernels
