@@ -81,12 +81,17 @@ class FeatureBackbone(ABC):
             )
         return channels // self.in_channels
 
-    def _groups(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """The consecutive channel groups of (B, k·in_channels, H, W) images, in order."""
+    def _as_groups(self, images: torch.Tensor) -> tuple[torch.Tensor, int]:
+        """(B, k·in_channels, H, W) -> (B·k, in_channels, H, W), sample-major, and k.
+
+        One batched pass over every group instead of k passes: group g of sample b is row
+        b·k + g, so reshaping the output back to (B, k, ...) restores the channel order.
+        """
         if images.ndim != 4:
             raise ValueError(f"expected images of shape (N, C, H, W), got {tuple(images.shape)}")
-        c = self.in_channels
-        return [images[:, g * c : (g + 1) * c] for g in range(self.group_count(images.shape[1]))]
+        b, channels, h, w = images.shape
+        k = self.group_count(channels)
+        return images.reshape(b * k, self.in_channels, h, w), k
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
         """Differentiable features (B, k·feature_dim) of images in [-1, 1], on ``self.device``.
@@ -94,13 +99,13 @@ class FeatureBackbone(ABC):
         Gradients flow to ``images`` only: the weights are frozen and the network is in eval
         mode, so the same image always gets the same features (no batch statistics).
         """
-        x = images.to(self.device, torch.float32)
-        return torch.cat([self.embed_batch(group) for group in self._groups(x)], dim=1)
+        groups, _ = self._as_groups(images.to(self.device, torch.float32))
+        return self.embed_batch(groups).reshape(images.shape[0], -1)
 
     def group_logits(self, images: torch.Tensor) -> torch.Tensor:
         """(B, k, num_classes) logits, one classification per channel group."""
-        x = images.to(self.device, torch.float32)
-        return torch.stack([self.logits_batch(group) for group in self._groups(x)], dim=1)
+        groups, k = self._as_groups(images.to(self.device, torch.float32))
+        return self.logits_batch(groups).reshape(images.shape[0], k, -1)
 
     def features(self, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
         """Features of every image as float64 (N, k·feature_dim): statistics need precision."""

@@ -5,6 +5,7 @@ rule aggregate_gan:
         tables=[f"{OUT}/tables/gan_{d}.{ext}" for d in config["data"]["datasets"] for ext in ("csv", "md")],
         summary=f"{OUT}/tables/gan_summary.csv",
         curves=[f"{OUT}/figures/fid_curve_{d}.png" for d in config["data"]["datasets"]],
+        curve_data=[f"{OUT}/figures/fid_curve_{d}.csv" for d in config["data"]["datasets"]],
         samples=[f"{OUT}/figures/samples_{d}.png" for d in config["data"]["datasets"]],
     params:
         out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.summary)),
