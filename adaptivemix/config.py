@@ -96,7 +96,7 @@ def check_registered_names(config: dict) -> None:
 def check_variants(config: dict) -> None:
     """Every variant name parses, every option set parses, every method fits the networks."""
     from adaptivemix.gan.methods import IncompatibleError
-    from adaptivemix.gan.variants import build_variant, parse_variant, registered_parts
+    from adaptivemix.gan.variants import build_variant, registered_parts
     from adaptivemix.models import build_models_on_meta
 
     gan = config["gan"]
@@ -106,8 +106,7 @@ def check_variants(config: dict) -> None:
             raise ConfigError(f"gan.method_options.{name}", options, expected)
     G, D = build_models_on_meta(gan["arch"], config["data"]["resolution"], gan)
     for i, name in enumerate(gan["methods"]):
-        parse_variant(name, f"gan.methods[{i}]")
-        method, _ = build_variant(name, gan["method_options"])
+        method, _ = build_variant(name, gan["method_options"], f"gan.methods[{i}]")
         try:
             method.check_compatible(G, D)
         except IncompatibleError as err:

@@ -43,13 +43,13 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from adaptivemix.errors import ConfigError
 from adaptivemix.gan.losses import AdversarialLoss, r1_penalty
 from adaptivemix.gan.methods import GanMethod, StepContext
+from adaptivemix.gan.random import sample_betas
 
 LOSS_FORMS = ("mixture", "label")
 MODES = ("replace", "add")
@@ -77,17 +77,6 @@ class MixOptions:
             raise ConfigError(f"{key}.loss_form", self.loss_form, f"one of {list(LOSS_FORMS)}")
         if self.mode not in MODES:
             raise ConfigError(f"{key}.mode", self.mode, f"one of {list(MODES)}")
-
-
-def sample_betas(alpha: float, n: int, generator: torch.Generator) -> torch.Tensor:
-    """n draws of λ ~ Beta(α, α) (float32, on the CPU), a function of ``generator`` alone.
-
-    torch has no seeded Beta sampler, so, as ``adaptivemix.gan.random.sample_beta`` does for
-    one value, a NumPy generator is seeded from one draw of the run's generator.
-    """
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device))
-    lam = np.random.default_rng(seed).beta(alpha, alpha, size=n)
-    return torch.from_numpy(lam).float()
 
 
 def box_extent(

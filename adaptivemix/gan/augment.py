@@ -11,30 +11,19 @@ with DiffAugment on every D input (see :mod:`adaptivemix.gan.variants`).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
-from typing import ClassVar
 
 import torch
 from torch import nn
 
-from adaptivemix.gan.options import NoOptions, parse_options
+from adaptivemix.gan.options import Configurable
 from adaptivemix.registry import Registry
 
 AUGMENTS: Registry = Registry("augmentation")
 
 
-class Augmentation:
+class Augmentation(Configurable):
     """Base class: the identity. Subclasses override ``__call__`` and maybe ``update``."""
-
-    Options: ClassVar[type] = NoOptions
-
-    def __init__(self, options=None):
-        self.options = options if options is not None else self.Options()
-
-    @classmethod
-    def from_config(cls, name: str, options: dict | None) -> Augmentation:
-        return cls(parse_options(cls.Options, options or {}, f"gan.method_options.{name}"))
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment a batch (B, C, H, W) in [-1, 1]; every random draw comes from ``generator``."""
@@ -51,10 +40,6 @@ class Augmentation:
 
     def load_state_dict(self, state: dict) -> None:
         pass
-
-    def describe(self) -> dict:
-        """The resolved options, recorded with every result."""
-        return dataclasses.asdict(self.options)
 
 
 class AugmentPipeline:

@@ -14,16 +14,14 @@ The trainer never branches on a method's name.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 import torch
 from torch import nn
 
 from adaptivemix.gan.losses import AdversarialLoss, r1_penalty
-from adaptivemix.gan.options import NoOptions, parse_options
+from adaptivemix.gan.options import Configurable
 from adaptivemix.registry import Registry
 
 PHASES = ("d_real", "d_fake", "g")
@@ -72,17 +70,8 @@ class Discrimination:
     logs: dict[str, float] = field(default_factory=dict)
 
 
-class GanMethod:
+class GanMethod(Configurable):
     """Base class and the ``vanilla`` method: plain adversarial loss (+ R1 when γ > 0)."""
-
-    Options: ClassVar[type] = NoOptions
-
-    def __init__(self, options=None):
-        self.options = options if options is not None else self.Options()
-
-    @classmethod
-    def from_config(cls, name: str, options: dict | None) -> GanMethod:
-        return cls(parse_options(cls.Options, options or {}, f"gan.method_options.{name}"))
 
     def check_compatible(self, G: nn.Module, D: nn.Module) -> None:
         """Raise :class:`IncompatibleError` if this method cannot run with G and D.
@@ -97,10 +86,6 @@ class GanMethod:
     def prepare(self, G: nn.Module, D: nn.Module, env: RunEnv) -> tuple[nn.Module, nn.Module]:
         """Wrap or extend the networks before the optimizers see them (default: unchanged)."""
         return G, D
-
-    def describe(self) -> dict:
-        """The resolved options (defaults filled), recorded with every result."""
-        return dataclasses.asdict(self.options)
 
     def discriminate(
         self, D: nn.Module, x: torch.Tensor, phase: str, ctx: StepContext

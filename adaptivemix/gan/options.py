@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from adaptivemix.errors import ConfigError
 
@@ -10,6 +11,26 @@ from adaptivemix.errors import ConfigError
 @dataclasses.dataclass(frozen=True)
 class NoOptions:
     pass
+
+
+class Configurable:
+    """Base of every plugin kind (methods, augmentations): typed options from the config.
+
+    Options of any plugin live under ``gan.method_options.<name>``; ``describe`` gives the
+    resolved options (defaults filled), which are recorded with every result.
+    """
+
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, options=None):
+        self.options = options if options is not None else self.Options()
+
+    @classmethod
+    def from_config(cls, name: str, options: dict | None):
+        return cls(parse_options(cls.Options, options or {}, f"gan.method_options.{name}"))
+
+    def describe(self) -> dict:
+        return dataclasses.asdict(self.options)
 
 
 def parse_options(options_cls: type, values: dict, key: str):

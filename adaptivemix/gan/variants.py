@@ -43,10 +43,12 @@ def parse_variant(name: str, key: str = "gan.methods") -> Variant:
     return Variant(name, method, tuple(augments))
 
 
-def build_variant(name: str, options: dict | None = None) -> tuple[GanMethod, AugmentPipeline]:
+def build_variant(
+    name: str, options: dict | None = None, key: str = "gan.methods"
+) -> tuple[GanMethod, AugmentPipeline]:
     """The method and augmentation pipeline of a variant; ``options`` maps part -> options."""
     options = options or {}
-    variant = parse_variant(name)
+    variant = parse_variant(name, key)
     method = build_method(variant.method, options.get(variant.method))
     pipeline = AugmentPipeline(
         [(part, build_augmentation(part, options.get(part))) for part in variant.augments]
