@@ -11,6 +11,8 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/backbones.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/classify.smk"
+include: "workflow/rules/ood.smk"
 include: "workflow/rules/report.smk"
 
 
@@ -18,3 +20,14 @@ rule all:
     input:
         final_targets(),
     default_target: True
+
+
+# One track alone: `snakemake --cores all gan` or `snakemake --cores all classify`.
+rule gan:
+    input:
+        gan_targets(),
+
+
+rule classify:
+    input:
+        classify_targets(),

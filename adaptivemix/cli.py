@@ -7,6 +7,11 @@ adaptivemix reference-stats --dataset-file data.pt --split train --backbone digi
 adaptivemix train-gan --spec '{...}' --dataset-file data.pt ... --run-dir R --state-dir S
 adaptivemix evaluate-gan --run-dir R --backbone digits-cnn --weights w.pt --reference ref.npz
 adaptivemix aggregate --metrics R1/metrics.json R2/metrics.json --out-dir results/default
+adaptivemix train-classifier --spec '{...}' --dataset-file data.pt --run-dir R --state-dir S
+adaptivemix prepare-ood-set --name letters --id-dataset-file data.pt --out letters.pt
+adaptivemix evaluate-classifier --run-dir R --dataset-file data.pt --attacks '{"fgsm": {...}}' \
+    --ood-files letters.pt ... --detectors '{"msp": {}, "odin": {"temperature": 1000}}'
+adaptivemix aggregate-classify --metrics R1/metrics.json ... --ood R1/ood.json ... --out-dir D
 """
 
 from __future__ import annotations
@@ -39,7 +44,8 @@ def cmd_prepare_data(args) -> None:
     from adaptivemix.data import DATASETS, save_prepared
     from adaptivemix.io import write_json
 
-    dataset = DATASETS.get(args.dataset, "data.datasets")(args.resolution)
+    source = json.loads(args.source)
+    dataset = DATASETS.get(args.dataset, "data.datasets")(args.resolution, **source)
     save_prepared(dataset, args.out)
     write_json(args.summary, dataset.summary())
 
@@ -92,6 +98,43 @@ def cmd_aggregate(args) -> None:
     aggregate_gan(args.metrics, out / "tables", out / "figures", method_order=args.method_order)
 
 
+def cmd_train_classifier(args) -> None:
+    from adaptivemix.classify.config import ClsRunConfig
+    from adaptivemix.classify.run import run_cls_training
+
+    cfg = ClsRunConfig.from_dict(json.loads(args.spec))
+    run_cls_training(cfg, args.dataset_file, Path(args.run_dir), Path(args.state_dir))
+
+
+def cmd_evaluate_classifier(args) -> None:
+    """Clean/adversarial accuracy, then every detector on every OOD set (if any)."""
+    from adaptivemix.classify.run import run_cls_evaluation
+    from adaptivemix.ood.run import run_ood_evaluation
+
+    attacks = json.loads(args.attacks)
+    run_cls_evaluation(args.run_dir, args.dataset_file, attacks, args.batch_size, args.device)
+    files = {Path(f).stem: Path(f) for f in args.ood_files}
+    detectors = json.loads(args.detectors)
+    run_ood_evaluation(
+        args.run_dir, args.dataset_file, files, detectors, args.batch_size, args.device
+    )
+
+
+def cmd_prepare_ood_set(args) -> None:
+    from adaptivemix.ood.run import prepare_ood_set
+
+    prepare_ood_set(args.name, args.id_dataset_file, json.loads(args.source), args.out)
+
+
+def cmd_aggregate_classify(args) -> None:
+    from adaptivemix.report.classify import aggregate_classify
+
+    out = Path(args.out_dir)
+    aggregate_classify(
+        args.metrics, args.ood or [], out / "tables", out / "figures", args.method_order
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adaptivemix", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
@@ -101,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_config)
     p = sub.add_parser("prepare-data")
     _args(p, "--dataset", "--out", "--summary", resolution=int)
+    p.add_argument("--source", default="{}", help="JSON: the config's sources.<name>")
     p.set_defaults(func=cmd_prepare_data)
     p = sub.add_parser("train-backbone")
     _args(p, "--name", "--dataset-file", "--out", "--summary", seed=int, steps=int,
@@ -121,7 +165,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--method-order", nargs="*", default=None)
     p.set_defaults(func=cmd_aggregate)
+    _classify_parsers(sub)
     return parser
+
+
+def _classify_parsers(sub) -> None:
+    p = sub.add_parser("train-classifier")
+    _args(p, "--spec", "--dataset-file", "--run-dir", "--state-dir")
+    p.set_defaults(func=cmd_train_classifier)
+    p = sub.add_parser("evaluate-classifier")
+    _args(p, "--run-dir", "--dataset-file", "--attacks", "--device", batch_size=int)
+    p.add_argument("--ood-files", nargs="*", default=[], help="one file per OOD set")
+    p.add_argument("--detectors", default="{}", help="JSON: detector name -> options")
+    p.set_defaults(func=cmd_evaluate_classifier)
+    p = sub.add_parser("prepare-ood-set")
+    _args(p, "--name", "--id-dataset-file", "--out")
+    p.add_argument("--source", default="{}", help="JSON: the config's sources.<key>")
+    p.set_defaults(func=cmd_prepare_ood_set)
+    p = sub.add_parser("aggregate-classify")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--ood", nargs="*", default=None)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--method-order", nargs="*", default=None)
+    p.set_defaults(func=cmd_aggregate_classify)
 
 
 def _args(parser: argparse.ArgumentParser, *names: str, **typed: type) -> None:

@@ -82,15 +82,18 @@ def load_workflow_config(raw: dict, schema_path: Path = SCHEMA_PATH) -> dict:
 
 
 def check_registered_names(config: dict) -> None:
+    from adaptivemix.classify.config import check_classify, check_ood
     from adaptivemix.registries import ADV_LOSSES, ARCHS, BACKBONES, DATASETS
 
     for i, name in enumerate(config["data"]["datasets"]):
-        DATASETS.get(name, f"data.datasets[{i}]")
+        DATASETS.get(name, f"data.datasets[{i}]").check_source(config["sources"])
     ARCHS.get(config["gan"]["arch"], "gan.arch")
     ADV_LOSSES.get(config["gan"]["adv_loss"], "gan.adv_loss")
     BACKBONES.get(config["backbone"]["name"], "backbone.name")
     DATASETS.get(config["backbone"]["dataset"], "backbone.dataset")
     check_variants(config)
+    check_classify(config)
+    check_ood(config)
 
 
 def check_variants(config: dict) -> None:

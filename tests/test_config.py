@@ -31,6 +31,21 @@ def with_change(path: str, value):
     return config
 
 
+def with_changes(*pairs):
+    """Several changes at once: ``with_changes(("a.b", 1), ("c", 2))``."""
+    config = copy.deepcopy(SMOKE)
+    for path, value in pairs:
+        *parents, last = path.split(".")
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[last] = value
+    return config
+
+
+NO_OOD = ("ood.sets", {})
+
+
 # (what is wrong, config, fragments the one message must contain)
 BAD_INPUTS = [
     ("unknown method", with_change("gan.methods", ["vanilla", "adaptivemixx"]),
@@ -69,6 +84,42 @@ BAD_INPUTS = [
      with_change("gan", {**SMOKE["gan"], "methods": ["glead"],
                          "method_options": {"glead": {"res_g": 16}}}),
      ["gan.methods[0]", "'glead'", "res_g=16", "'dcgan'"]),
+    # the classification and OOD tracks
+    ("unknown classification method", with_change("classify.methods", ["erm", "adaptivemixx"]),
+     ["classify.methods[1]", "'adaptivemixx'", "'erm'", "'manifold-mixup'"]),
+    ("bad classification option",
+     with_change("classify.method_options", {"adaptivemix": {"alpha": -1.0}}),
+     ["classify.method_options.adaptivemix.alpha", "-1.0"]),
+    ("WRN depth not 6n+4", with_change("classify.depth", 11),
+     ["classify.depth", "11", "6n+4"]),
+    ("unknown attack", with_change("classify.attacks", {"cw": {}}),
+     ["classify.attacks", "'cw'", "'fgsm'", "'pgd'"]),
+    ("epsilon out of range", with_change("classify.attacks", {"fgsm": {"eps": 1.5}}),
+     ["classify.attacks.fgsm.eps", "1.5"]),
+    ("unknown detector", with_change("ood.detectors", ["msp", "odinn"]),
+     ["ood.detectors[1]", "'odinn'", "'odin'", "'mahalanobis'"]),
+    ("bad detector option", with_change("ood.detector_options", {"odin": {"temperature": 0.0}}),
+     ["ood.detector_options.odin.temperature", "0.0"]),
+    ("unknown OOD set", with_change("ood.sets", {"digits-0to5": ["lettres"]}),
+     ["ood.sets.digits-0to5[0]", "'lettres'", "'letters'"]),
+    ("OOD set overlapping the in-distribution classes",
+     with_changes(("classify.datasets", ["digits"]), ("ood.sets", {"digits": ["digits-6to9"]})),
+     ["ood.sets.digits[0]", "'digits-6to9'", "'6'", "'9'"]),
+    ("OOD set defined for another in-distribution set",
+     with_change("ood.sets", {"digits-0to5": ["openood-cifar100"]}),
+     ["ood.sets.digits-0to5[0]", "'openood-cifar100'", "cifar10"]),
+    ("OOD sets of an unknown in-distribution set",
+     with_change("ood.sets", {"mnist": ["noise"]}),
+     ["ood.sets.mnist", "'mnist'", "'digits-0to5'"]),
+    ("local dataset without a configured path",
+     with_changes(("classify.datasets", ["cifar10"]), NO_OOD),
+     ["sources.cifar10.root", "cifar-10-batches-py", "cifar-10-python.tar.gz"]),
+    ("local dataset path that does not exist",
+     with_changes(("classify.datasets", ["cifar10"]), NO_OOD,
+                  ("sources", {"cifar10": {"root": "/nonexistent/cifar"}})),
+     ["sources.cifar10.root", "/nonexistent/cifar", "cifar-10-batches-py"]),
+    ("local OOD set missing", with_change("ood.sets", {"digits-0to5": ["odin-isun"]}),
+     ["sources.odin-isun.root", "iSUN"]),
 ]  # fmt: skip
 IDS = [case[0] for case in BAD_INPUTS]
 

@@ -99,6 +99,32 @@ def test_adding_a_method_adds_only_its_jobs(smoke_run, repo_root, tmp_path):
     assert job_counts(text) == expected
 
 
+@pytest.mark.slow
+def test_classification_track_writes_accuracy_and_ood_reports(smoke_run):
+    out, _, _ = smoke_run
+    metrics = sorted(out.glob("runs/classify/digits-0to5/wrn-10-1/*/seed*/metrics.json"))
+    assert len(metrics) == 4  # 2 methods × 2 seeds
+    for path in metrics:
+        record = read_json(path)
+        assert record["task"] == "classify" and record["status"] == "ok"
+        assert set(record["metrics"]) == {"clean_acc", "fgsm_acc", "pgd_acc", "val_acc"}
+        assert record["protocol"]["n_test"] == 217  # the digits 0-5 among the 360 test digits
+        assert record["protocol"]["attacks"]["pgd"]["steps"] == 3
+        assert "L∞" in record["protocol"]["label"]
+        ood = read_json(path.parent / "ood.json")
+        pairs = {(r["detector"], r["ood_set"]) for r in ood["results"]}
+        assert len(pairs) == 10  # 5 detectors × 2 OOD sets
+        assert all(0.0 <= r["metrics"]["auroc"] <= 1.0 for r in ood["results"])
+    table = (out / "tables/classify_digits-0to5.md").read_text()
+    assert "erm" in table and "adaptivemix" in table and "pgd_acc" in table
+    ood_table = (out / "tables/ood_digits-0to5.md").read_text()
+    assert "### AUROC" in ood_table and "mahalanobis" in ood_table and "digits-6to9" in ood_table
+    with Image.open(out / "figures/roc_digits-0to5.png") as image:
+        assert image.width > 300
+    assert len(list(out.glob("benchmarks/train_classifier/**/*.tsv"))) == 4
+    assert len(list(out.glob("state/classify/**/checkpoint.pt"))) == 4
+
+
 def job_counts(dry_run_output: str) -> dict[str, int]:
     """Parse the 'Job stats' table of ``snakemake -n``."""
     stats = dry_run_output.split("Job stats:")[1].split("Reasons:")[0]

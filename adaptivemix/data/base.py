@@ -8,19 +8,63 @@ byte-identical data and record the same content hash.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from adaptivemix.data.source import LocalFormat
 from adaptivemix.io import load_torch, save_torch
 from adaptivemix.provenance import sha256_bytes
 from adaptivemix.registry import Registry
 
 SPLITS = ("train", "val", "test")
 
-#: name -> builder(resolution: int) -> ImageDataset
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: its builder, its classes and, for real data, its local format.
+
+    ``spec(resolution, **source)`` builds the :class:`ImageDataset`; ``source`` is the
+    config's ``sources.<source_key>`` (e.g. ``root``). ``family`` and ``classes`` say what
+    the labels mean: two sets of the same family sharing a class name hold the same
+    concept, which is how an OOD set overlapping the in-distribution classes is refused.
+    """
+
+    build: Callable[..., ImageDataset]
+    family: str  # e.g. "digits", "cifar10": where the class names come from
+    classes: tuple[str, ...]  # class names in label order
+    local: LocalFormat | None = None  # None: embedded, nothing to read from disk
+    source_key: str | None = None  # its entry under the config's ``sources``
+
+    def __call__(self, resolution: int, **source) -> ImageDataset:
+        return self.build(resolution, **source)
+
+    def check_source(self, sources: dict) -> None:
+        if self.local is not None:
+            self.local.check(sources, self.source_key)
+
+
+#: name -> DatasetSpec (call it with the resolution to build the dataset)
 DATASETS: Registry = Registry("dataset")
+
+
+def register_dataset(
+    name: str,
+    family: str,
+    classes: Sequence[str],
+    local: LocalFormat | None = None,
+    source_key: str | None = None,
+) -> Callable:
+    """Decorator: register ``build(resolution, **source)`` as dataset ``name``."""
+
+    def add(build: Callable[..., ImageDataset]) -> Callable[..., ImageDataset]:
+        spec = DatasetSpec(build, family, tuple(classes), local, source_key or name)
+        DATASETS.register(name)(spec)
+        return build
+
+    return add
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from adaptivemix.data.base import DATASETS, ImageDataset
+from adaptivemix.data.base import ImageDataset, register_dataset
 from adaptivemix.errors import ConfigError
 
 SPLIT_SEED = 20230301  # fixed forever: changing it changes every digits result
 VAL_FRACTION, TEST_FRACTION = 0.1, 0.2
 SUPPORTED_RESOLUTIONS = (8, 16, 32)
+DIGIT_CLASSES = tuple("0123456789")
 
 
 def digits_split_indices() -> dict[str, np.ndarray]:
@@ -46,7 +47,7 @@ def upsample_digits(raw: np.ndarray, resolution: int) -> torch.Tensor:
     return (x.clamp(0.0, 1.0) * 2.0 - 1.0).contiguous()
 
 
-@DATASETS.register("digits")
+@register_dataset("digits", family="digits", classes=DIGIT_CLASSES)
 def build_digits(resolution: int = 16) -> ImageDataset:
     if resolution not in SUPPORTED_RESOLUTIONS:
         raise ConfigError("data.resolution", resolution, f"one of {list(SUPPORTED_RESOLUTIONS)}")

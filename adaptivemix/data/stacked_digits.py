@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 
-from adaptivemix.data.base import DATASETS, SPLITS, ImageDataset
+from adaptivemix.data.base import SPLITS, ImageDataset, register_dataset
 from adaptivemix.data.digits import SUPPORTED_RESOLUTIONS, digits_split_indices, upsample_digits
 from adaptivemix.errors import ConfigError
 
@@ -53,7 +53,9 @@ def stack_split(
     return images, labels
 
 
-@DATASETS.register("stacked-digits")
+@register_dataset(
+    "stacked-digits", family="stacked-digits", classes=[f"{m:03d}" for m in range(N_MODES)]
+)
 def build_stacked_digits(resolution: int = 16) -> ImageDataset:
     """The stacked-digits dataset at ``resolution`` px (one of 8, 16, 32), 1,000 classes."""
     if resolution not in SUPPORTED_RESOLUTIONS:

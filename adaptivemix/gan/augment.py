@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from adaptivemix.gan.options import Configurable
+from adaptivemix.options import Configurable
 from adaptivemix.registry import Registry
 
 AUGMENTS: Registry = Registry("augmentation")

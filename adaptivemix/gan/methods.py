@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from adaptivemix.gan.losses import AdversarialLoss, r1_penalty
-from adaptivemix.gan.options import Configurable
+from adaptivemix.options import Configurable
 from adaptivemix.registry import Registry
 
 PHASES = ("d_real", "d_fake", "g")

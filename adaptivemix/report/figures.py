@@ -36,6 +36,13 @@ def _save(fig: Figure, path: Path, fmt: str) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
+def save_figure(fig: Figure, png: Path) -> Path:
+    """Write ``fig`` as ``png`` and as a PDF beside it (both atomically); returns the PNG."""
+    _save(fig, png, "png")
+    _save(fig, png.with_suffix(".pdf"), "pdf")
+    return png
+
+
 def _series_label(arch: str, method: str, several_archs: bool) -> str:
     """Method name, prefixed by the architecture only when a panel mixes architectures."""
     return f"{arch}/{method}" if several_archs else str(method)
@@ -95,9 +102,7 @@ def plot_metric_curves(
             ax.set_title(str(dataset))
             ax.set_ylabel(metric.upper() if metric in ("fid", "kid") else metric)
         fig.suptitle(title)
-        png = Path(out).with_suffix(".png")
-        _save(fig, png, "png")
-        _save(fig, png.with_suffix(".pdf"), "pdf")
+        png = save_figure(fig, Path(out).with_suffix(".png"))
     finally:
         plt.close(fig)
     plotted = curve_data(data).to_csv(index=False).encode()

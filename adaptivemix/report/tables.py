@@ -25,9 +25,19 @@ OPTIONAL_METRICS = ("modes", "kl_modes")
 # averaged over seeds (one decimal), KL over modes O(1e-2-1) nats.
 PRECISION = {"fid": 2, "kid": 4, "modes": 1, "kl_modes": 3}
 DEFAULT_PRECISION = 3
+ACCURACY_PRECISION = 2  # accuracies in %: every "<name>_acc" column
 
 
-def _order(values: Iterable[Hashable], preferred: Sequence[Hashable] = ()) -> dict[Hashable, int]:
+def precision_of(metric: str) -> int:
+    """Decimals shown in Markdown for ``metric``."""
+    if metric.endswith("_acc"):
+        return ACCURACY_PRECISION
+    return PRECISION.get(metric, DEFAULT_PRECISION)
+
+
+def rank_order(
+    values: Iterable[Hashable], preferred: Sequence[Hashable] = ()
+) -> dict[Hashable, int]:
     """Rank values: those in ``preferred`` first (in that order), the rest by first appearance."""
     seen = list(dict.fromkeys(values))
     ranked = [v for v in preferred if v in seen] + [v for v in seen if v not in preferred]
@@ -101,8 +111,8 @@ def summary_table(
     missing = [m for m in columns_metrics if m not in runs.columns]
     if missing:
         raise ValueError(f"metrics {missing} not in the runs table (columns: {list(runs.columns)})")
-    ranks = [_order(runs[c]) for c in GROUP_COLS[:-1]]
-    ranks.append(_order(runs["method"], method_order or ()))
+    ranks = [rank_order(runs[c]) for c in GROUP_COLS[:-1]]
+    ranks.append(rank_order(runs["method"], method_order or ()))
     records = []
     for key, rows in runs.groupby(list(GROUP_COLS), sort=False, dropna=False):
         summary = _summarize_group(rows, per_dataset(key[:2]), confidence)
@@ -137,13 +147,21 @@ def drop_unreported(table: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns=[f"{m}_{f}" for m in absent for f in STAT_FIELDS])
 
 
-def _format_cell(mean: float, std: float, low: float, high: float, digits: int) -> str:
-    """'mean ± std [low, high]'; one seed gives no spread, no seeds give 'n/a'."""
+def format_mean_std(mean: float, std: float, digits: int) -> str:
+    """'mean ± std'; one seed gives no spread, no seeds give 'n/a'."""
     if math.isnan(mean):
         return "n/a"
     if math.isnan(std):
         return f"{mean:.{digits}f} (single seed)"
-    return f"{mean:.{digits}f} ± {std:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _format_cell(mean: float, std: float, low: float, high: float, digits: int) -> str:
+    """'mean ± std [low, high]'; one seed gives no spread, no seeds give 'n/a'."""
+    text = format_mean_std(mean, std, digits)
+    if math.isnan(mean) or math.isnan(std):
+        return text
+    return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def _table_metrics(table: pd.DataFrame) -> list[str]:
@@ -157,7 +175,7 @@ def format_markdown(table: pd.DataFrame) -> str:
     ci = f"{confidence:.0%} CI" if confidence is not None else "CI"
     shown = pd.DataFrame({c: table[c] for c in GROUP_COLS if c in table.columns})
     for m in _table_metrics(table):
-        digits = PRECISION.get(m, DEFAULT_PRECISION)
+        digits = precision_of(m)
         cells = zip(*(table[f"{m}_{f}"] for f in STAT_FIELDS), strict=True)
         shown[f"{m} (mean ± std [{ci}])"] = [_format_cell(*c, digits) for c in cells]
     for col in ("n_seeds", "n_diverged", "n_missing", "protocol"):

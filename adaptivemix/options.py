@@ -1,4 +1,4 @@
-"""Typed options of plugins (methods, augmentations): parsed from config dicts, checked early."""
+"""Typed options of plugins (methods, augmentations, detectors, attacks), checked early."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ class NoOptions:
 
 
 class Configurable:
-    """Base of every plugin kind (methods, augmentations): typed options from the config.
+    """Base of every plugin kind (methods, augmentations, detectors, attacks): typed options.
 
-    Options of any plugin live under ``gan.method_options.<name>``; ``describe`` gives the
-    resolved options (defaults filled), which are recorded with every result.
+    A plugin's options live under ``<section>.<name>`` of the config (GAN methods:
+    ``gan.method_options``); ``describe`` gives the resolved options (defaults filled),
+    which are recorded with every result. An Options dataclass may validate values in
+    ``__post_init__`` by raising ``ValueError``; that becomes a ConfigError naming the key.
     """
 
     Options: ClassVar[type] = NoOptions
@@ -26,8 +28,9 @@ class Configurable:
         self.options = options if options is not None else self.Options()
 
     @classmethod
-    def from_config(cls, name: str, options: dict | None):
-        return cls(parse_options(cls.Options, options or {}, f"gan.method_options.{name}"))
+    def from_config(cls, name: str, options: dict | None, section: str = "gan.method_options"):
+        """Build from ``options`` found at config key ``<section>.<name>`` (named in errors)."""
+        return cls(parse_options(cls.Options, options or {}, f"{section}.{name}"))
 
     def describe(self) -> dict:
         return dataclasses.asdict(self.options)
@@ -40,7 +43,14 @@ def parse_options(options_cls: type, values: dict, key: str):
         if name not in fields:
             raise ConfigError(f"{key}.{name}", value, f"one of the options {sorted(fields)}")
         _check_type(f"{key}.{name}", value, fields[name].type)
-    return options_cls(**values)
+    try:
+        return options_cls(**values)
+    except ConfigError:
+        raise
+    except ValueError as err:  # a range check of __post_init__: "<field>: <expected>"
+        field, _, expected = str(err).partition(": ")
+        value = values.get(field, getattr(options_cls, field, None))
+        raise ConfigError(f"{key}.{field}", value, expected or str(err)) from None
 
 
 _TYPE_CHECKS = {

@@ -1,0 +1,97 @@
+"""Glue between the workflow's files and the classifier trainer / robustness evaluation."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+
+from adaptivemix.classify.attacks import build_attack, robust_accuracy
+from adaptivemix.classify.config import ClsRunConfig
+from adaptivemix.classify.trainer import (
+    MODEL_FILE,
+    SUMMARY_FILE,
+    load_classifier,
+    to_pixels,
+    train_classifier,
+)  # fmt: skip
+from adaptivemix.data import load_prepared
+from adaptivemix.io import read_json, write_json
+from adaptivemix.metrics.fid import protocol_fingerprint
+from adaptivemix.provenance import provenance
+
+#: Attacks draw their random starts from their own stream, never the training one.
+ATTACK_SEED_OFFSET = 2_000_003
+
+
+def run_cls_training(cfg: ClsRunConfig, dataset_file: Path, run_dir: Path, state_dir: Path):
+    return train_classifier(cfg, load_prepared(dataset_file), run_dir, state_dir)
+
+
+def accuracy_protocol(dataset, attacks: dict, split: str = "test") -> dict:
+    """What must match for two accuracy numbers to be comparable, with a readable label."""
+    shown = "; ".join(f"{name} {_options_text(opts)}" for name, opts in attacks.items())
+    n = int(dataset.images[split].shape[0])
+    return {
+        "label": f"{split} split, n={n}, L∞ on [0,1] pixels: {shown or 'no attack'}",
+        "split": split,
+        "n_test": n,
+        "attacks": attacks,
+        "dataset_sha256": dataset.content_hash(),
+        "selection": "best validation accuracy",
+    }
+
+
+def _options_text(options: dict) -> str:
+    return "(" + ", ".join(f"{k}={_fmt(v)}" for k, v in options.items()) + ")"
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def run_cls_evaluation(
+    run_dir: Path, dataset_file: Path, attacks: dict, batch_size: int, device: str
+) -> dict:
+    """Clean and adversarial test accuracy of a run's selected model -> ``metrics.json``.
+
+    ``attacks`` maps attack name -> options (``classify.attacks``); each gives ``<name>_acc``.
+    A diverged run gets nulls.
+    """
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / SUMMARY_FILE)
+    model, cfg = load_classifier(run_dir / MODEL_FILE, device)
+    dataset = load_prepared(dataset_file)
+    x, y = dataset.split("test")
+    x, y = to_pixels(x).to(device), y.to(device)
+    built = {name: build_attack(name, opts) for name, opts in attacks.items()}
+    names = ["clean_acc", *(f"{name}_acc" for name in built)]
+    if summary["status"] == "ok":
+        gen = torch.Generator(device).manual_seed(cfg.seed + ATTACK_SEED_OFFSET)
+        values = [robust_accuracy(model, None, x, y, batch_size, gen)]
+        values += [robust_accuracy(model, a, x, y, batch_size, gen) for a in built.values()]
+    else:
+        values = [math.nan] * len(names)
+    resolved = {name: attack.describe() for name, attack in built.items()}
+    proto = accuracy_protocol(dataset, resolved)
+    metrics = dict(zip(names, values, strict=True)) | {"val_acc": summary["best_val_acc"]}
+    record = {
+        "task": "classify",
+        "dataset": cfg.dataset,
+        "arch": cfg.arch_name,
+        "method": cfg.method,
+        "seed": cfg.seed,
+        "status": summary["status"],
+        "diverged_at_step": summary["diverged_at_epoch"],
+        "steps": summary["steps"],
+        "best_epoch": summary["best_epoch"],
+        "metrics": {k: (None if math.isnan(v) else v) for k, v in metrics.items()},
+        "protocol": proto,
+        "protocol_fingerprint": protocol_fingerprint(proto),
+        "config": cfg.to_dict(),
+        "train_seconds": summary["train_seconds"],
+        "provenance": provenance(),
+    }
+    write_json(run_dir / "metrics.json", record)
+    return record

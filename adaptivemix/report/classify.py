@@ -1,0 +1,211 @@
+"""Reports of the classification and OOD tracks: paper-layout tables and ROC figures.
+
+Accuracy tables (one per in-distribution set): a row per method, columns clean / attack
+accuracies in %, mean ± std [CI] over seeds, as the paper's robustness table. OOD tables
+(one per in-distribution set): for each metric a block with a row per (detector, training
+method) and a column per OOD set, so "with and without AdaptiveMix" sit next to each
+other under every detector. The long CSV beside keeps every statistic at full precision.
+Runs evaluated under different protocols are never put in one column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from adaptivemix.io import atomic_write, read_json
+from adaptivemix.report.collect import check_fingerprints, collect_runs
+from adaptivemix.report.figures import save_figure
+from adaptivemix.report.stats import mean_std_ci
+from adaptivemix.report.tables import format_mean_std, rank_order, summary_table, write_table
+
+ACC_SUFFIX = "_acc"
+OOD_METRICS = ("auroc", "fpr95", "tnr95", "detection_acc", "aupr_in", "aupr_out")
+OOD_TITLES = {
+    "auroc": "AUROC (%) ↑",
+    "fpr95": "FPR at 95% TPR (%) ↓",
+    "tnr95": "TNR at 95% TPR (%) ↑",
+    "detection_acc": "Detection accuracy (%) ↑",
+    "aupr_in": "AUPR-in (%) ↑",
+    "aupr_out": "AUPR-out (%) ↑",
+}
+OOD_KEY = ("dataset", "arch", "detector", "method", "ood_set")
+
+
+def accuracy_metrics(runs: pd.DataFrame) -> list[str]:
+    """clean_acc, then each attack's accuracy in order of appearance, then val_acc."""
+    accs = [c for c in runs.columns if c.endswith(ACC_SUFFIX) and runs[c].notna().any()]
+    middle = [c for c in accs if c not in ("clean_acc", "val_acc")]
+    return [c for c in ("clean_acc", *middle, "val_acc") if c in accs]
+
+
+def accuracy_tables(
+    metrics_paths: Sequence[Path | str], tables_dir: Path, method_order: Sequence[str] | None
+) -> list[Path]:
+    runs = collect_runs(metrics_paths)
+    check_fingerprints(runs)
+    metrics = accuracy_metrics(runs)
+    runs[metrics] = runs[metrics] * 100.0  # the paper reports accuracies in %
+    summary = summary_table(runs, metrics=metrics, method_order=method_order)
+    written = []
+    for dataset in dict.fromkeys(summary["dataset"]):
+        part = summary[summary["dataset"] == dataset]
+        part.attrs = summary.attrs
+        written += write_table(part, tables_dir / f"classify_{dataset}")
+    return written + write_table(summary, tables_dir / "classify_summary")
+
+
+def collect_ood(ood_paths: Sequence[Path | str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Long frames: one row per (run, detector, OOD set) with metrics; ROC points likewise."""
+    rows, roc_rows = [], []
+    for path in map(Path, ood_paths):
+        record = read_json(path)
+        run = {k: record[k] for k in ("dataset", "arch", "method", "seed", "status")}
+        grid = record["roc_fpr_grid"]
+        for r in record["results"]:
+            key = {**run, "detector": r["detector"], "ood_set": r["ood_set"]}
+            proto = r["protocol"]
+            rows.append(
+                key
+                | {"group": proto["group"], "benchmark": proto["benchmark"]}
+                | {"protocol": proto["label"], "protocol_fingerprint": r["protocol_fingerprint"]}
+                | {m: r["metrics"].get(m) for m in OOD_METRICS}
+            )
+            for fpr, tpr in zip(grid, r["roc_tpr"] or [], strict=False):
+                roc_rows.append(key | {"fpr": fpr, "tpr": tpr})
+    info = ["seed", "status", "group", "benchmark", "protocol", "protocol_fingerprint"]
+    frame = pd.DataFrame(rows, columns=[*OOD_KEY, *info, *OOD_METRICS])
+    for m in OOD_METRICS:
+        frame[m] = pd.to_numeric(frame[m]).astype(float) * 100.0
+    return frame, pd.DataFrame(roc_rows, columns=[*OOD_KEY, "seed", "fpr", "tpr"])
+
+
+def _check_ood_protocols(frame: pd.DataFrame) -> None:
+    for (dataset, ood_set), rows in frame.groupby(["dataset", "ood_set"], sort=False):
+        if rows["protocol_fingerprint"].nunique() > 1:
+            labels = sorted(set(rows["protocol"]))
+            raise ValueError(
+                f"OOD results for {dataset} vs {ood_set} come from different protocols: {labels}"
+            )
+
+
+def ood_summary(frame: pd.DataFrame, method_order: Sequence[str] | None) -> pd.DataFrame:
+    """Mean/std/CI over finished seeds per (dataset, arch, detector, method, OOD set)."""
+    records = []
+    for key, rows in frame.groupby(list(OOD_KEY), sort=False):
+        ok = rows[rows["status"] == "ok"]
+        record = dict(zip(OOD_KEY, key, strict=True))
+        record |= {"group": rows["group"].iloc[0], "protocol": rows["protocol"].iloc[0]}
+        for m in OOD_METRICS:
+            stats = mean_std_ci(ok[m])
+            record |= {f"{m}_{f}": stats[f] for f in ("mean", "std", "ci_low", "ci_high")}
+        record |= {"n_seeds": int(ok[list(OOD_METRICS)].notna().all(axis=1).sum())}
+        record |= {"n_diverged": int((rows["status"] != "ok").sum())}
+        records.append(record)
+    table = pd.DataFrame(records)
+    ranks = {c: rank_order(frame[c]) for c in ("dataset", "arch", "detector", "ood_set")}
+    ranks["method"] = rank_order(frame["method"], method_order or ())
+    order = table.apply(lambda r: tuple(ranks[c][r[c]] for c in OOD_KEY), axis=1)
+    return table.iloc[sorted(range(len(table)), key=lambda i: order.iloc[i])].reset_index(drop=True)
+
+
+def ood_markdown(table: pd.DataFrame) -> str:
+    """One block per metric: rows detector × method, a column per OOD set (near sets first)."""
+    sets = list(
+        dict.fromkeys(table.sort_values("group", kind="stable", key=_near_first)["ood_set"])
+    )
+    blocks = []
+    for m in OOD_METRICS:
+        pairs = zip(table[f"{m}_mean"], table[f"{m}_std"], strict=True)
+        cells = table.assign(cell=[format_mean_std(a, b, 2) for a, b in pairs])
+        pivot = cells.pivot_table(
+            index=["detector", "method"], columns="ood_set", values="cell", aggfunc="first",
+            sort=False,
+        )[sets]  # fmt: skip
+        blocks.append(f"### {OOD_TITLES[m]}\n\n" + pivot.reset_index().to_markdown(index=False))
+    protocols = "\n".join(
+        f"- {s}: {table[table['ood_set'] == s]['protocol'].iloc[0]}" for s in sets
+    )
+    seeds = int(table["n_seeds"].min())
+    head = f"Mean ± std over seeds (n = {seeds} per cell at least); OOD is the positive class.\n"
+    return head + "\n\n".join(blocks) + "\n\nProtocols:\n" + protocols + "\n"
+
+
+def _near_first(groups: pd.Series) -> pd.Series:
+    return groups.map({"near": 0, "far": 1})
+
+
+def roc_figure(roc: pd.DataFrame, dataset: str, out: Path, method_order) -> Path:
+    """ROC curves (mean TPR over seeds at each FPR): rows detectors, columns OOD sets."""
+    data = roc[roc["dataset"] == dataset]
+    mean = data.groupby(["detector", "ood_set", "method", "fpr"], sort=False)["tpr"]
+    curves = mean.agg(["mean", "count"]).rename(columns={"count": "n_seeds"}).reset_index()
+    detectors, sets = list(dict.fromkeys(data["detector"])), list(dict.fromkeys(data["ood_set"]))
+    methods = list(dict.fromkeys([*(method_order or ()), *data["method"]]))
+    methods = [m for m in methods if m in set(data["method"])]
+    fig, axes = plt.subplots(
+        len(detectors), len(sets), figsize=(2.6 * len(sets), 2.4 * len(detectors)),
+        squeeze=False, sharex=True, sharey=True,
+    )  # fmt: skip
+    try:
+        for i, det in enumerate(detectors):
+            for j, name in enumerate(sets):
+                ax = axes[i][j]
+                for method in methods:
+                    c = curves[(curves.detector == det) & (curves.ood_set == name)]
+                    c = c[c.method == method]
+                    ax.plot(c["fpr"], c["mean"], lw=1.2, label=method)
+                ax.plot([0, 1], [0, 1], color="grey", lw=0.5, ls=":")
+                ax.set_title(f"{det} vs {name}", fontsize=8)
+                ax.tick_params(labelsize=7)
+        for ax in axes[-1]:
+            ax.set_xlabel("FPR (ID flagged OOD)", fontsize=7)
+        for ax in axes[:, 0]:
+            ax.set_ylabel("TPR (OOD detected)", fontsize=7)
+        axes[0][0].legend(fontsize=6)
+        fig.suptitle(f"{dataset}: ROC, OOD positive (mean over seeds)")
+        png = save_figure(fig, Path(out).with_suffix(".png"))
+    finally:
+        plt.close(fig)
+    data_csv = curves.rename(columns={"mean": "tpr_mean"}).to_csv(index=False).encode()
+    atomic_write(png.with_suffix(".csv"), lambda f: f.write(data_csv))
+    return png
+
+
+def ood_reports(
+    ood_paths: Sequence[Path | str], tables_dir: Path, figures_dir: Path, method_order
+) -> list[Path]:
+    frame, roc = collect_ood(ood_paths)
+    _check_ood_protocols(frame)
+    summary = ood_summary(frame, method_order)
+    written = []
+    for dataset in dict.fromkeys(summary["dataset"]):
+        part = summary[summary["dataset"] == dataset]
+        csv = part.to_csv(index=False).encode()
+        md = ood_markdown(part).encode()
+        stem = tables_dir / f"ood_{dataset}"
+        written.append(atomic_write(stem.with_suffix(".csv"), lambda f, d=csv: f.write(d)))
+        written.append(atomic_write(stem.with_suffix(".md"), lambda f, d=md: f.write(d)))
+        written.append(roc_figure(roc, dataset, figures_dir / f"roc_{dataset}.png", method_order))
+    return written
+
+
+def aggregate_classify(
+    metrics_paths: Sequence[Path | str],
+    ood_paths: Sequence[Path | str],
+    tables_dir: Path | str,
+    figures_dir: Path | str,
+    method_order: Sequence[str] | None = None,
+) -> list[Path]:
+    """Accuracy tables for every classification run, OOD tables and ROC figures."""
+    tables_dir, figures_dir = Path(tables_dir), Path(figures_dir)
+    written = accuracy_tables(metrics_paths, tables_dir, method_order)
+    if ood_paths:
+        written += ood_reports(ood_paths, tables_dir, figures_dir, method_order)
+    return written

@@ -1,0 +1,111 @@
+# The classification / adversarial-robustness track: one training job per
+# (dataset, arch, method, seed), selected on the validation split, then clean/FGSM/PGD
+# accuracy on the test split. Checkpoints live under state/ so a killed job resumes.
+rule prepare_cls_dataset:
+    output:
+        data=CLS_DATA,
+        summary=f"{OUT}/data/classify/{{dataset}}/dataset.json",
+    params:
+        resolution=config["classify"]["resolution"],
+        source=lambda wildcards: source_of(DATASETS.get(wildcards.dataset)),
+    log:
+        f"{OUT}/logs/prepare_cls_dataset/{{dataset}}.log",
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        CLI + " --threads {threads} prepare-data --dataset {wildcards.dataset}"
+        " --resolution {params.resolution} --source {params.source:q}"
+        " --out {output.data} --summary {output.summary} > {log} 2>&1"
+
+
+rule train_classifier:
+    input:
+        data=CLS_DATA,
+    output:
+        model=f"{OUT}/runs/{CLS_RUN}/model.pt",
+        log_jsonl=f"{OUT}/runs/{CLS_RUN}/log.jsonl",
+        summary=f"{OUT}/runs/{CLS_RUN}/train.json",
+    params:
+        spec=cls_run_spec,
+        run_dir=lambda wildcards, output: os.path.dirname(output.summary),
+        state_dir=f"{OUT}/state/{CLS_RUN}",
+    log:
+        f"{OUT}/logs/train_classifier/{CLS_RUN}.log",
+    benchmark:
+        f"{OUT}/benchmarks/train_classifier/{CLS_RUN}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=config["resources"]["train_mem_mb"],
+        runtime=config["resources"]["train_runtime_min"],
+    shell:
+        CLI + " --threads {threads} train-classifier --spec {params.spec:q}"
+        " --dataset-file {input.data} --run-dir {params.run_dir}"
+        " --state-dir {params.state_dir} > {log} 2>&1"
+
+
+# One job per run: clean/FGSM/PGD test accuracy, then (for in-distribution sets with OOD
+# sets) every detector on every OOD set; ood.json has no rows for sets without OOD sets.
+rule evaluate_classifier:
+    input:
+        model=f"{OUT}/runs/{CLS_RUN}/model.pt",
+        summary=f"{OUT}/runs/{CLS_RUN}/train.json",
+        data=CLS_DATA,
+        ood=lambda wildcards: [
+            f"{OUT}/data/ood/{wildcards.dataset}/{name}.pt"
+            for name in OOD_SETS_USED.get(wildcards.dataset, [])
+        ],
+    output:
+        metrics=f"{OUT}/runs/{CLS_RUN}/metrics.json",
+        ood=f"{OUT}/runs/{CLS_RUN}/ood.json",
+        done=touch(f"{OUT}/runs/{CLS_RUN}/done"),
+    params:
+        run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
+        attacks=json.dumps(config["classify"]["attacks"], sort_keys=True),
+        detectors=json.dumps(
+            {d: config["ood"]["detector_options"].get(d, {}) for d in config["ood"]["detectors"]},
+            sort_keys=True,
+        ),
+        batch_size=config["classify"]["eval_batch_size"],
+        device=config["device"],
+    log:
+        f"{OUT}/logs/evaluate_classifier/{CLS_RUN}.log",
+    benchmark:
+        f"{OUT}/benchmarks/evaluate_classifier/{CLS_RUN}.tsv"
+    threads: THREADS
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        CLI + " --threads {threads} evaluate-classifier --run-dir {params.run_dir}"
+        " --dataset-file {input.data} --attacks {params.attacks:q}"
+        " --ood-files {input.ood} --detectors {params.detectors:q}"
+        " --batch-size {params.batch_size} --device {params.device} > {log} 2>&1"
+
+
+rule aggregate_classify:
+    input:
+        metrics=cls_outputs("metrics.json"),
+        ood=cls_outputs("ood.json", ood_runs()),
+    output:
+        tables=[
+            f"{OUT}/tables/classify_{d}.{ext}"
+            for d in config["classify"]["datasets"]
+            for ext in ("csv", "md")
+        ],
+        ood_tables=[f"{OUT}/tables/ood_{d}.{ext}" for d in OOD_SETS_USED for ext in ("csv", "md")],
+        roc=[f"{OUT}/figures/roc_{d}.{ext}" for d in OOD_SETS_USED for ext in ("png", "pdf", "csv")],
+        summary=f"{OUT}/tables/classify_summary.csv",
+    params:
+        out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.summary)),
+        method_order=" ".join(config["classify"]["methods"]),
+    log:
+        f"{OUT}/logs/aggregate_classify.log",
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        CLI + " aggregate-classify --metrics {input.metrics} --ood {input.ood}"
+        " --out-dir {params.out_dir} --method-order {params.method_order} > {log} 2>&1"
