@@ -79,6 +79,7 @@ def test_accuracy_table_in_percent_with_attacks_in_order(runs):
     header = md.splitlines()[0]
     assert header.index("clean_acc") < header.index("fgsm_acc") < header.index("val_acc")
     assert "97.00 ± 1.41" in md and "97.00 (single seed)" in md
+    assert md.splitlines()[2].rstrip(" |").endswith("| p")  # the protocol's own label
 
 
 def test_ood_table_pivots_sets_with_near_first_and_hand_means(runs):

@@ -30,7 +30,8 @@ RUN_COLUMNS = (
 )
 # Human-readable protocol fields: these are what a reader needs to judge comparability.
 # n_modes exists only for classifier backbones (mode metrics); elsewhere it is missing.
-PROTOCOL_LABELS = ("backbone", "resize", "n_gen", "n_real", "reference_split", "n_modes")
+# label: a ready-made description, given by tasks whose protocol is not a feature backbone's
+PROTOCOL_LABELS = ("backbone", "resize", "n_gen", "n_real", "reference_split", "n_modes", "label")
 # Content hashes: a fingerprint can differ only in these (same names, other weights or data).
 PROTOCOL_HASHES = ("backbone_sha256", "dataset_sha256")
 PROTOCOL_COLUMNS = (*PROTOCOL_LABELS, *PROTOCOL_HASHES)

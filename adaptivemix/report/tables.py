@@ -45,7 +45,8 @@ def rank_order(
 
 
 def _protocol_label(rows: pd.DataFrame) -> str:
-    """E.g. 'digits-cnn/native, 1257 gen vs 1257 train'; several labels joined by '; '."""
+    """E.g. 'digits-cnn/native, 1257 gen vs 1257 train', or the protocol's own ``label``;
+    several labels joined by '; '."""
 
     def show(value: object) -> str:
         return "?" if pd.isna(value) else str(value)
@@ -54,11 +55,16 @@ def _protocol_label(rows: pd.DataFrame) -> str:
         n_modes = getattr(r, "n_modes", None)
         return "" if n_modes is None or pd.isna(n_modes) else f", {n_modes} modes"
 
-    labels = [
-        f"{show(r.backbone)}/{show(r.resize)}, {show(r.n_gen)} gen vs "
-        f"{show(r.n_real)} {show(r.reference_split)}{modes(r)}"
-        for r in rows.itertuples()
-    ]
+    def described(r: tuple) -> str:
+        label = getattr(r, "label", None)
+        if isinstance(label, str):  # the task wrote its own description
+            return label
+        return (
+            f"{show(r.backbone)}/{show(r.resize)}, {show(r.n_gen)} gen vs "
+            f"{show(r.n_real)} {show(r.reference_split)}{modes(r)}"
+        )
+
+    labels = [described(r) for r in rows.itertuples()]
     return "; ".join(dict.fromkeys(labels))
 
 
