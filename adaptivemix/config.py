@@ -117,6 +117,14 @@ def check_variants(config: dict) -> None:
             raise ConfigError(f"gan.methods[{i}]", name, expected) from None
 
 
+def check_known_keys(config_cls: type, values: dict) -> None:
+    """A per-run config built from a dict refuses keys its dataclass does not have."""
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(unknown[0], values[unknown[0]], f"a known key: {sorted(names)}")
+
+
 @dataclass(frozen=True)
 class GanRunConfig:
     """Everything one GAN training run depends on (and nothing else)."""
@@ -146,12 +154,8 @@ class GanRunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> GanRunConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(unknown[0], values[unknown[0]], f"a known key: {sorted(names)}")
-        values = dict(values, betas=tuple(values["betas"]))
-        return cls(**values)
+        check_known_keys(cls, values)
+        return cls(**dict(values, betas=tuple(values["betas"])))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {"betas": list(self.betas)}

@@ -47,10 +47,9 @@ class ClsRunConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> ClsRunConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise ConfigError(unknown[0], values[unknown[0]], f"a known key: {sorted(names)}")
+        from adaptivemix.config import check_known_keys
+
+        check_known_keys(cls, values)
         return cls(**dict(values, milestones=tuple(values["milestones"])))
 
     def to_dict(self) -> dict:

@@ -17,9 +17,8 @@ from adaptivemix.classify.trainer import (
     train_classifier,
 )  # fmt: skip
 from adaptivemix.data import load_prepared
-from adaptivemix.io import read_json, write_json
-from adaptivemix.metrics.fid import protocol_fingerprint
-from adaptivemix.provenance import provenance
+from adaptivemix.io import read_json
+from adaptivemix.run_record import write_run_record
 
 #: Attacks draw their random starts from their own stream, never the training one.
 ATTACK_SEED_OFFSET = 2_000_003
@@ -76,7 +75,7 @@ def run_cls_evaluation(
     resolved = {name: attack.describe() for name, attack in built.items()}
     proto = accuracy_protocol(dataset, resolved)
     metrics = dict(zip(names, values, strict=True)) | {"val_acc": summary["best_val_acc"]}
-    record = {
+    head = {
         "task": "classify",
         "dataset": cfg.dataset,
         "arch": cfg.arch_name,
@@ -86,12 +85,6 @@ def run_cls_evaluation(
         "diverged_at_step": summary["diverged_at_epoch"],
         "steps": summary["steps"],
         "best_epoch": summary["best_epoch"],
-        "metrics": {k: (None if math.isnan(v) else v) for k, v in metrics.items()},
-        "protocol": proto,
-        "protocol_fingerprint": protocol_fingerprint(proto),
-        "config": cfg.to_dict(),
-        "train_seconds": summary["train_seconds"],
-        "provenance": provenance(),
     }
-    write_json(run_dir / "metrics.json", record)
-    return record
+    extra = {"config": cfg.to_dict(), "train_seconds": summary["train_seconds"]}
+    return write_run_record(run_dir, head, metrics, proto, extra)

@@ -10,15 +10,14 @@ from adaptivemix.data import load_prepared
 from adaptivemix.gan.methods import RunEnv
 from adaptivemix.gan.outputs import GENERATOR_FILE, TRAIN_SUMMARY_FILE, load_generator
 from adaptivemix.gan.trainer import train_gan
-from adaptivemix.io import read_json, write_json
+from adaptivemix.io import read_json
 from adaptivemix.metrics.backbones import BACKBONES
 from adaptivemix.metrics.fid import (
     ReferenceStats,
     evaluate_generator,
     protocol,
-    protocol_fingerprint,
 )  # fmt: skip
-from adaptivemix.provenance import provenance
+from adaptivemix.run_record import write_run_record
 
 #: In-training evaluations use their own noise, so they never disturb the training stream.
 EVAL_SEED_OFFSET = 1_000_003
@@ -65,7 +64,7 @@ def run_evaluation(
         names = ("fid", "kid", *(("modes", "kl_modes") if with_modes else ()))
         values = dict.fromkeys(names, math.nan)
     proto = protocol(feature_net, ref, n_gen)
-    record = {
+    head = {
         "task": "gan",
         "dataset": cfg.dataset,
         "arch": cfg.arch,
@@ -74,12 +73,6 @@ def run_evaluation(
         "status": summary["status"],
         "diverged_at_step": summary["diverged_at_step"],
         "steps": summary["steps"],
-        "metrics": {k: (None if math.isnan(v) else v) for k, v in values.items()},
-        "protocol": proto,
-        "protocol_fingerprint": protocol_fingerprint(proto),
-        "config": cfg.to_dict(),
-        "train_seconds": summary["train_seconds"],
-        "provenance": provenance(),
     }
-    write_json(run_dir / "metrics.json", record)
-    return record
+    extra = {"config": cfg.to_dict(), "train_seconds": summary["train_seconds"]}
+    return write_run_record(run_dir, head, values, proto, extra)
