@@ -31,3 +31,9 @@ rule gan:
 rule classify:
     input:
         classify_targets(),
+
+
+# Asked to run (not on a dry run), stop before any job if a local dataset or weights file
+# is missing, listing them all.
+onstart:
+    stop_if_missing(config, OUT)

@@ -82,39 +82,118 @@ def load_workflow_config(raw: dict, schema_path: Path = SCHEMA_PATH) -> dict:
 
 
 def check_registered_names(config: dict) -> None:
-    from adaptivemix.classify.config import check_classify, check_ood
-    from adaptivemix.registries import ADV_LOSSES, ARCHS, BACKBONES, DATASETS
+    """Every name the config uses is registered and every option set parses.
 
-    for i, name in enumerate(config["data"]["datasets"]):
-        DATASETS.get(name, f"data.datasets[{i}]").check_source(config["sources"])
-    ARCHS.get(config["gan"]["arch"], "gan.arch")
-    ADV_LOSSES.get(config["gan"]["adv_loss"], "gan.adv_loss")
+    Whether local copies of real datasets and weights exist is not checked here: the
+    workflow's start-up check (:mod:`adaptivemix.preflight`) lists every missing file at
+    once when asked to run, so a dry run builds the whole DAG without any data present.
+    """
+    from adaptivemix.classify.config import check_classify, check_ood
+    from adaptivemix.registries import ADV_LOSSES, BACKBONES, DATASETS
+
     BACKBONES.get(config["backbone"]["name"], "backbone.name")
     DATASETS.get(config["backbone"]["dataset"], "backbone.dataset")
-    check_variants(config)
+    experiments = gan_experiments(config)
+    for exp in experiments:
+        where = "data.datasets" if exp["key"] == "gan" else f"{exp['key']}.datasets"
+        for i, name in enumerate(exp["datasets"]):
+            DATASETS.get(name, f"{where}[{i}]")
+        ADV_LOSSES.get(exp["adv_loss"], f"{exp['key']}.adv_loss")
+        check_variants(exp)
+    check_unique_runs(experiments)
     check_classify(config)
     check_ood(config)
 
 
-def check_variants(config: dict) -> None:
+def gan_experiments(config: dict) -> list[dict]:
+    """The GAN matrix as a list of experiments, each a complete ``gan`` section.
+
+    Every experiment holds ``arch``, ``datasets``, ``resolution`` and every other key of
+    the ``gan`` section (its ``settings`` applied), plus ``key``: where it sits in the
+    config, for error messages. Without ``gan.experiments`` there is one experiment:
+    ``gan.arch`` on ``data.datasets`` at ``data.resolution``.
+    """
+    base = {k: v for k, v in config["gan"].items() if k != "experiments"}
+    if "experiments" not in config["gan"]:
+        data = config["data"]
+        return [
+            base | {"datasets": data["datasets"], "resolution": data["resolution"], "key": "gan"}
+        ]
+    experiments = []
+    for i, entry in enumerate(config["gan"]["experiments"]):
+        key = f"gan.experiments[{i}]"
+        settings = entry["settings"]
+        for name in ("experiments", "arch"):
+            if name in settings:
+                raise ConfigError(f"{key}.settings.{name}", settings[name], "a key other than it")
+        merged = copy.deepcopy(base | settings | {"arch": entry["arch"]})
+        _validate_section(merged, "gan", f"{key}.settings")
+        extra = {"datasets": entry["datasets"], "resolution": entry["resolution"], "key": key}
+        experiments.append(merged | extra)
+    return experiments
+
+
+def _validate_section(values: dict, section: str, key: str) -> None:
+    schema = dict(load_schema()["properties"][section])
+    errors = list(_Validator(schema).iter_errors(values))
+    if errors:
+        err = _schema_error(jsonschema.exceptions.best_match(errors))
+        raise ConfigError(f"{key}.{err.key}", err.value, err.expected)
+
+
+def check_unique_runs(experiments: list[dict]) -> None:
+    """No two experiments train the same (dataset, arch); a dataset has one resolution."""
+    seen: dict[tuple, str] = {}
+    resolution: dict[str, tuple[int, str]] = {}
+    for exp in experiments:
+        for name in exp["datasets"]:
+            pair = (name, exp["arch"])
+            if pair in seen:
+                expected = f"each (dataset, arch) in one experiment only (also in {seen[pair]})"
+                raise ConfigError(f"{exp['key']}.datasets", name, expected)
+            seen[pair] = exp["key"]
+            res, where = resolution.setdefault(name, (exp["resolution"], exp["key"]))
+            if res != exp["resolution"]:
+                expected = f"the resolution {res} it has in {where} (one prepared copy per dataset)"
+                raise ConfigError(f"{exp['key']}.resolution", exp["resolution"], expected)
+
+
+def find_experiment(config: dict, dataset: str, arch: str) -> dict:
+    for exp in gan_experiments(config):
+        if exp["arch"] == arch and dataset in exp["datasets"]:
+            return exp
+    raise ConfigError("gan.experiments", f"{dataset}/{arch}", "an experiment training it")
+
+
+def dataset_resolution(config: dict, dataset: str) -> int:
+    """The resolution a GAN dataset is prepared at (data.resolution when no experiment uses it)."""
+    for exp in gan_experiments(config):
+        if dataset in exp["datasets"]:
+            return exp["resolution"]
+    return config["data"]["resolution"]
+
+
+def check_variants(gan: dict) -> None:
     """Every variant name parses, every option set parses, every method fits the networks."""
     from adaptivemix.gan.methods import IncompatibleError
     from adaptivemix.gan.variants import build_variant, registered_parts
-    from adaptivemix.models import build_models_on_meta
+    from adaptivemix.models import ARCHS, build_models_on_meta
 
-    gan = config["gan"]
+    key = gan.get("key", "gan")
     for name, options in gan["method_options"].items():
         if name not in registered_parts():
             expected = f"a method or augmentation name: {registered_parts()}"
-            raise ConfigError(f"gan.method_options.{name}", options, expected)
-    G, D = build_models_on_meta(gan["arch"], config["data"]["resolution"], gan)
+            raise ConfigError(f"{key}.method_options.{name}", options, expected)
+    options_key = "gan.arch_options" if key == "gan" else f"{key}.settings.arch_options"
+    ARCHS.get(gan["arch"], "gan.arch" if key == "gan" else f"{key}.arch")
+    G, D = build_models_on_meta(gan["arch"], gan["resolution"], gan, key=options_key)
     for i, name in enumerate(gan["methods"]):
-        method, _ = build_variant(name, gan["method_options"], f"gan.methods[{i}]")
+        method, _ = build_variant(name, gan["method_options"], f"{key}.methods[{i}]")
         try:
             method.check_compatible(G, D)
         except IncompatibleError as err:
             expected = f"a method that can train arch '{gan['arch']}' ({err})"
-            raise ConfigError(f"gan.methods[{i}]", name, expected) from None
+            raise ConfigError(f"{key}.methods[{i}]", name, expected) from None
 
 
 def check_known_keys(config_cls: type, values: dict) -> None:
@@ -151,6 +230,15 @@ class GanRunConfig:
     eval_samples: int  # generated images per in-training evaluation
     checkpoint_every: int  # steps between atomic checkpoints
     device: str = "cpu"  # torch device
+    arch_options: dict = dataclasses.field(default_factory=dict)  # the family's own options
+    d_steps: int = 1  # D steps per G step, each on fresh reals and z (WGAN-GP's n_critic)
+    gp_lambda: float = 0.0  # WGAN-GP weight of (‖∇D(x̂)‖ − 1)² on real/fake interpolates
+    r1_interval: int = 1  # lazy R1: every k-th D step, weighted by k (StyleGAN2: 16)
+    pl_weight: float = 0.0  # path-length regularisation weight (StyleGAN2: 2); needs w-space
+    pl_interval: int = 4  # lazy path-length regularisation: every k-th G step, weighted by k
+    xflip: bool = False  # flip each real image horizontally with probability 1/2
+    amp: bool = False  # mixed precision for G and D forward passes (CUDA)
+    channels_last: bool = False  # channels_last memory format for G and D
 
     @classmethod
     def from_dict(cls, values: dict) -> GanRunConfig:
@@ -161,9 +249,9 @@ class GanRunConfig:
         return dataclasses.asdict(self) | {"betas": list(self.betas)}
 
 
-def gan_run_config(config: dict, dataset: str, method: str, seed: int) -> GanRunConfig:
-    """The run's slice of a validated workflow config."""
-    gan = config["gan"]
+def gan_run_config(config: dict, dataset: str, arch: str, method: str, seed: int) -> GanRunConfig:
+    """The run's slice of a validated workflow config (its experiment's settings applied)."""
+    gan = find_experiment(config, dataset, arch)
     # method_options holds every method's options: the run takes only its own, below
     shared = set(gan) & {f.name for f in dataclasses.fields(GanRunConfig)} - {"method_options"}
     own = {k: gan[k] for k in sorted(shared)}
@@ -171,7 +259,6 @@ def gan_run_config(config: dict, dataset: str, method: str, seed: int) -> GanRun
         own
         | {
             "dataset": dataset,
-            "resolution": config["data"]["resolution"],
             "method": method,
             "method_options": _own_options(gan["method_options"], method),
             "seed": int(seed),

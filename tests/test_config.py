@@ -17,6 +17,7 @@ import yaml
 
 from adaptivemix.config import gan_run_config, load_workflow_config
 from adaptivemix.errors import ConfigError
+from adaptivemix.preflight import missing_inputs
 
 SMOKE = yaml.safe_load((Path(__file__).parent.parent / "config/smoke.yaml").read_text())
 
@@ -44,6 +45,26 @@ def with_changes(*pairs):
 
 
 NO_OOD = ("ood.sets", {})
+
+
+def experiment(arch="dcgan", datasets=("digits",), resolution=16, settings=None):
+    return {"arch": arch, "datasets": list(datasets), "resolution": resolution,
+            "settings": settings or {}}  # fmt: skip
+
+
+# Local copies that are missing: listed at start-up (not at validation, so that a dry run
+# builds the DAG without data), with the key, the path and the expected format.
+MISSING_INPUTS = [
+    ("local dataset without a configured path",
+     with_changes(("classify.datasets", ["cifar10"]), NO_OOD),
+     ["sources.cifar10.root", "cifar-10-batches-py", "cifar-10-python.tar.gz"]),
+    ("local dataset path that does not exist",
+     with_changes(("classify.datasets", ["cifar10"]), NO_OOD,
+                  ("sources", {"cifar10": {"root": "/nonexistent/cifar"}})),
+     ["sources.cifar10.root", "/nonexistent/cifar", "cifar-10-batches-py"]),
+    ("local OOD set missing", with_change("ood.sets", {"digits-0to5": ["odin-isun"]}),
+     ["sources.odin-isun.root", "iSUN"]),
+]  # fmt: skip
 
 
 # (what is wrong, config, fragments the one message must contain)
@@ -111,15 +132,25 @@ BAD_INPUTS = [
     ("OOD sets of an unknown in-distribution set",
      with_change("ood.sets", {"mnist": ["noise"]}),
      ["ood.sets.mnist", "'mnist'", "'digits-0to5'"]),
-    ("local dataset without a configured path",
-     with_changes(("classify.datasets", ["cifar10"]), NO_OOD),
-     ["sources.cifar10.root", "cifar-10-batches-py", "cifar-10-python.tar.gz"]),
-    ("local dataset path that does not exist",
-     with_changes(("classify.datasets", ["cifar10"]), NO_OOD,
-                  ("sources", {"cifar10": {"root": "/nonexistent/cifar"}})),
-     ["sources.cifar10.root", "/nonexistent/cifar", "cifar-10-batches-py"]),
-    ("local OOD set missing", with_change("ood.sets", {"digits-0to5": ["odin-isun"]}),
-     ["sources.odin-isun.root", "iSUN"]),
+    ("experiment setting misspelled",
+     with_change("gan.experiments", [experiment(settings={"stepz": 5})]),
+     ["gan.experiments[0].settings.stepz", "5", "'steps'"]),
+    ("experiment setting out of range",
+     with_change("gan.experiments", [experiment(settings={"d_steps": 0})]),
+     ["gan.experiments[0].settings.d_steps", "0", "≥ 1"]),
+    ("experiment with an unknown architecture",
+     with_change("gan.experiments", [experiment(arch="biggan")]),
+     ["gan.experiments[0].arch", "'biggan'", "'dcgan'"]),
+    ("two experiments training the same dataset and architecture",
+     with_change("gan.experiments", [experiment(), experiment(datasets=["stacked-digits",
+                                                                         "digits"])]),
+     ["gan.experiments[1].datasets", "'digits'", "gan.experiments[0]"]),
+    ("one dataset at two resolutions",
+     with_change("gan.experiments", [experiment(), experiment(arch="dcgan-cifar",
+                                                              resolution=32)]),
+     ["gan.experiments[1].resolution", "32", "16", "gan.experiments[0]"]),
+    ("unknown architecture option", with_change("gan.arch_options", {"widthh": 3}),
+     ["gan.arch_options.widthh", "3"]),
 ]  # fmt: skip
 IDS = [case[0] for case in BAD_INPUTS]
 
@@ -151,6 +182,45 @@ def test_snakemake_refuses_bad_config_before_any_job(tmp_path, repo_root, what, 
     assert not (work / "results").exists()
 
 
+@pytest.mark.parametrize(
+    "what, config, fragments", MISSING_INPUTS, ids=[c[0] for c in MISSING_INPUTS]
+)
+def test_missing_local_input_is_listed_but_does_not_fail_validation(what, config, fragments):
+    checked = load_workflow_config(config)  # a dry run must still build the DAG
+    listing = "\n".join(missing_inputs(checked, prepared=lambda kind, name: False))
+    for fragment in fragments:
+        assert fragment in listing, f"{what}: {fragment!r} missing from {listing!r}"
+
+
+def test_prepared_copies_need_no_local_source():
+    config = load_workflow_config(MISSING_INPUTS[0][1])
+    assert missing_inputs(config, prepared=lambda kind, name: True) == []
+
+
+@pytest.mark.slow
+def test_snakemake_run_lists_every_missing_input_before_any_job(tmp_path, repo_root):
+    config = with_changes(
+        ("classify.datasets", ["digits-0to5", "cifar10"]),
+        ("ood.sets", {"digits-0to5": ["odin-isun"]}),
+        ("sources", {"cifar10": {"root": "/nonexistent/cifar"}}),
+    )
+    config_file = tmp_path / "missing.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    work = tmp_path / "work"
+    work.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "1", "--snakefile",
+         str(repo_root / "Snakefile"), "--directory", str(work), "--configfile", str(config_file)],
+        capture_output=True, text=True, timeout=120, cwd=repo_root,
+    )  # fmt: skip
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "2 local input(s) missing" in output, output[-2000:]
+    assert "sources.cifar10.root" in output and "/nonexistent/cifar" in output
+    assert "sources.odin-isun.root" in output
+    assert not (work / "results").exists()
+
+
 def test_defaults_are_filled_and_input_untouched():
     raw = {"profile": "x"}
     config = load_workflow_config(raw)
@@ -161,12 +231,12 @@ def test_defaults_are_filled_and_input_untouched():
 
 def test_run_config_takes_only_its_own_slice():
     config = load_workflow_config(SMOKE)
-    a = gan_run_config(config, "digits", "vanilla", 0)
+    a = gan_run_config(config, "digits", "dcgan", "vanilla", 0)
     bigger = copy.deepcopy(config)
     bigger["gan"]["methods"].append("another")
     bigger["gan"]["method_options"]["adaptivemix"] = {"alpha": 0.5}
-    assert gan_run_config(bigger, "digits", "vanilla", 0) == a
-    own = gan_run_config(bigger, "digits", "adaptivemix", 0).method_options
+    assert gan_run_config(bigger, "digits", "dcgan", "vanilla", 0) == a
+    own = gan_run_config(bigger, "digits", "dcgan", "adaptivemix", 0).method_options
     assert own == {"adaptivemix": {"alpha": 0.5}}
 
 

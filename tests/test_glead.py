@@ -15,6 +15,7 @@ from adaptivemix.gan.losses import build_adv_loss
 from adaptivemix.gan.methods import IncompatibleError, RunEnv, StepContext
 from adaptivemix.gan.variants import build_variant
 from adaptivemix.models import ARCHS, build_models
+from adaptivemix.models.base import ArchSpec
 from baselines.glead import GLeaD, GLeaDOptions
 
 
@@ -114,8 +115,8 @@ class FlatGenerator(nn.Module):
         return torch.tanh(self.net(z)).view(-1, *self.shape)
 
 
-def build_flat(resolution, channels, z_dim, g_width, d_width):
-    _, D = ARCHS.get("dcgan")(resolution, channels, z_dim, g_width, d_width)
+def build_flat(resolution, channels, z_dim, g_width, d_width, options=None):
+    _, D = ARCHS.get("dcgan").build(resolution, channels, z_dim, g_width, d_width)
     return FlatGenerator(resolution, channels, z_dim), D
 
 
@@ -129,7 +130,7 @@ def test_incompatible_combination_refused_by_config_validation(repo_root, monkey
     import yaml
 
     # registered for this test only: the registry-parametrized model tests must not see it
-    monkeypatch.setitem(ARCHS._entries, "test-flat-g", build_flat)
+    monkeypatch.setitem(ARCHS._entries, "test-flat-g", ArchSpec(build_flat))
     config = yaml.safe_load((repo_root / "config/smoke.yaml").read_text())
     config["gan"]["arch"] = "test-flat-g"
     config["gan"]["methods"] = ["vanilla", "glead"]

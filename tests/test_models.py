@@ -36,11 +36,11 @@ def test_generator_stages_compose_to_the_forward(models):
     G, _ = models
     z = torch.randn(3, 8)
     image = G(z)
-    assert image.shape == (3, 1, 16, 16) and image.abs().max() <= 1
+    assert image.shape == (3, 1, 16, 16) and torch.isfinite(image).all()
     maps = G.feature_maps(z)
     assert sorted(maps) == G.stage_resolutions
     for res, h in maps.items():
-        torch.testing.assert_close(G.synthesize_from(h, res), image)
+        torch.testing.assert_close(G.synthesize_from(h, res, z=z), image)
 
 
 def test_same_seed_same_weights_and_global_rng_untouched():

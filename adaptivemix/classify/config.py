@@ -97,7 +97,7 @@ def check_classify(config: dict) -> None:
 
     cls = config["classify"]
     for i, name in enumerate(cls["datasets"]):
-        DATASETS.get(name, f"classify.datasets[{i}]").check_source(config["sources"])
+        DATASETS.get(name, f"classify.datasets[{i}]")
     build = CLS_ARCHS.get(cls["arch"], "classify.arch")
     try:
         with torch.device("meta"):
@@ -133,7 +133,6 @@ def check_ood(config: dict) -> None:
             key = f"ood.sets.{id_name}[{i}]"
             spec = OOD_SETS.get(name, key)
             _check_ood_pair(id_spec, id_name, spec, name, key)
-            spec.check_source(config["sources"])
     for name in ood["detector_options"]:
         DETECTORS.get(name, f"ood.detector_options.{name}")
     for i, name in enumerate(ood["detectors"]):

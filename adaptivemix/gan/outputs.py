@@ -38,8 +38,9 @@ def load_generator(path: Path, device: str = "cpu") -> tuple[torch.nn.Module, Ga
     payload = load_torch(path)
     cfg = GanRunConfig.from_dict(payload["config"])
     G, _ = build_models(
-        cfg.arch, cfg.resolution, payload["channels"], cfg.z_dim, cfg.g_width, cfg.d_width, 0
-    )
+        cfg.arch, cfg.resolution, payload["channels"], cfg.z_dim, cfg.g_width, cfg.d_width, 0,
+        cfg.arch_options,
+    )  # fmt: skip
     G.load_state_dict(payload["state_dict"])
     return G.to(device).eval(), cfg
 

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from adaptivemix.models.base import ARCHS
+from adaptivemix.models.base import register_arch
 
 BASE_RESOLUTION = 4
 
@@ -52,7 +52,10 @@ class Generator(nn.Module):
         h = self.stem_fc(z).view(z.shape[0], -1, BASE_RESOLUTION, BASE_RESOLUTION)
         return torch.relu(self.stem_norm(h))
 
-    def synthesize_from(self, h: torch.Tensor, res: int) -> torch.Tensor:
+    def synthesize_from(
+        self, h: torch.Tensor, res: int, z: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The stages above ``res`` from ``h``; ``z`` styles style-based Gs (unused here)."""
         for r in self.stage_resolutions:
             if r > res:
                 h = self.blocks[str(r)](h)
@@ -65,7 +68,8 @@ class Generator(nn.Module):
             h = maps[r] = self.blocks[str(r)](h)
         return maps
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``generator``: the run's randomness source (unused: this G is deterministic)."""
         return self.synthesize_from(self.stem(z), BASE_RESOLUTION)
 
 
@@ -107,9 +111,9 @@ class Discriminator(nn.Module):
         return self.head(self.features(x))
 
 
-@ARCHS.register("dcgan")
+@register_arch("dcgan")
 def build_dcgan(
-    resolution: int, channels: int, z_dim: int, g_width: int, d_width: int
+    resolution: int, channels: int, z_dim: int, g_width: int, d_width: int, options=None
 ) -> tuple[Generator, Discriminator]:
     G = Generator(resolution, channels, z_dim, g_width)
     return G, Discriminator(resolution, channels, d_width)

@@ -1,28 +1,49 @@
-# The FID backbone of the embedded profile: a digits classifier trained with a fixed seed.
-rule train_backbone:
-    input:
-        data=f"{OUT}/data/{config['backbone']['dataset']}/dataset.pt",
-    output:
-        weights=f"{OUT}/backbones/{{backbone}}/weights.pt",
-        summary=f"{OUT}/backbones/{{backbone}}/summary.json",
-    params:
-        seed=config["backbone"]["seed"],
-        steps=config["backbone"]["steps"],
-        batch_size=config["backbone"]["batch_size"],
-        lr=config["backbone"]["lr"],
-    log:
-        f"{OUT}/logs/train_backbone/{{backbone}}.log",
-    benchmark:
-        f"{OUT}/benchmarks/train_backbone/{{backbone}}.tsv"
-    threads: THREADS
-    resources:
-        mem_mb=2000,
-        runtime=30,
-    shell:
-        CLI + " --threads {threads} train-backbone --name {wildcards.backbone}"
-        " --dataset-file {input.data} --seed {params.seed} --steps {params.steps}"
-        " --batch-size {params.batch_size} --lr {params.lr}"
-        " --out {output.weights} --summary {output.summary} > {log} 2>&1"
+# The FID backbone: trained by the workflow (the embedded profile's digits classifier, fixed
+# seed) or pretrained (Inception): a verified copy of the configured weights file.
+if BACKBONE in BACKBONE_TRAINERS:
+
+    rule train_backbone:
+        input:
+            data=f"{OUT}/data/{config['backbone']['dataset']}/dataset.pt",
+        output:
+            weights=f"{OUT}/backbones/{{backbone}}/weights.pt",
+            summary=f"{OUT}/backbones/{{backbone}}/summary.json",
+        params:
+            seed=config["backbone"]["seed"],
+            steps=config["backbone"]["steps"],
+            batch_size=config["backbone"]["batch_size"],
+            lr=config["backbone"]["lr"],
+        log:
+            f"{OUT}/logs/train_backbone/{{backbone}}.log",
+        benchmark:
+            f"{OUT}/benchmarks/train_backbone/{{backbone}}.tsv"
+        threads: THREADS
+        resources:
+            mem_mb=2000,
+            runtime=30,
+        shell:
+            CLI + " --threads {threads} train-backbone --name {wildcards.backbone}"
+            " --dataset-file {input.data} --seed {params.seed} --steps {params.steps}"
+            " --batch-size {params.batch_size} --lr {params.lr}"
+            " --out {output.weights} --summary {output.summary} > {log} 2>&1"
+
+else:
+
+    rule install_backbone:
+        output:
+            weights=f"{OUT}/backbones/{{backbone}}/weights.pt",
+        params:
+            source=config["backbone"].get("weights", ""),
+            sha256=config["backbone"].get("sha256", ""),
+        log:
+            f"{OUT}/logs/install_backbone/{{backbone}}.log",
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        shell:
+            CLI + " install-backbone --name {wildcards.backbone} --weights {params.source:q}"
+            " --sha256 {params.sha256:q} --out {output.weights} > {log} 2>&1"
 
 
 rule reference_stats:
@@ -37,8 +58,9 @@ rule reference_stats:
         f"{OUT}/benchmarks/reference_stats/{{dataset}}/{{split}}/{{backbone}}.tsv"
     threads: THREADS
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=config["resources"]["eval_mem_mb"],
+        runtime=config["resources"]["eval_runtime_min"],
+        gpu=min(config["resources"]["eval_gpus"], 1),
     shell:
         CLI + " --threads {threads} reference-stats --dataset-file {input.data}"
         " --split {wildcards.split} --backbone {wildcards.backbone} --weights {input.weights}"

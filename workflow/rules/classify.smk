@@ -39,6 +39,7 @@ rule train_classifier:
     resources:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime_min"],
+        gpu=min(config["resources"]["train_gpus"], 1),  # one process per classifier run
     shell:
         CLI + " --threads {threads} train-classifier --spec {params.spec:q}"
         " --dataset-file {input.data} --run-dir {params.run_dir}"
@@ -77,6 +78,7 @@ rule evaluate_classifier:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=min(config["resources"]["eval_gpus"], 1),
     shell:
         CLI + " --threads {threads} evaluate-classifier --run-dir {params.run_dir}"
         " --dataset-file {input.data} --attacks {params.attacks:q}"

@@ -6,7 +6,9 @@ import sys
 
 import baselines  # registers the baseline methods before the config is checked
 from adaptivemix.classify.config import arch_name, cls_run_config, ood_sets_in_use
-from adaptivemix.config import gan_run_config, load_workflow_config
+from adaptivemix.preflight import stop_if_missing
+from adaptivemix.config import dataset_resolution, gan_experiments, gan_run_config, load_workflow_config
+from adaptivemix.metrics.backbones import BACKBONE_TRAINERS
 from adaptivemix.registries import DATASETS, OOD_SETS
 
 config.update(load_workflow_config(config))
@@ -32,21 +34,39 @@ wildcard_constraints:
     split="train|val|test",
 
 
+EXPERIMENTS = gan_experiments(config)
+# Every GAN dataset once, in config order, and every method in the order tables show them.
+GAN_DATASETS = list(dict.fromkeys(d for e in EXPERIMENTS for d in e["datasets"]))
+GAN_METHODS = list(dict.fromkeys(m for e in EXPERIMENTS for m in e["methods"]))
+
+
 def gan_runs():
     """Every (dataset, arch, method, seed) of the config: the whole GAN matrix."""
-    gan = config["gan"]
     return [
-        dict(dataset=d, arch=gan["arch"], method=m, seed=s)
-        for d in config["data"]["datasets"]
-        for m in gan["methods"]
-        for s in gan["seeds"]
+        dict(dataset=d, arch=e["arch"], method=m, seed=s)
+        for e in EXPERIMENTS
+        for d in e["datasets"]
+        for m in e["methods"]
+        for s in e["seeds"]
     ]
 
 
 def run_spec(wildcards):
     """The run's own slice of the config, as JSON: only it decides whether the run reruns."""
-    cfg = gan_run_config(config, wildcards.dataset, wildcards.method, int(wildcards.seed))
+    cfg = gan_run_config(
+        config, wildcards.dataset, wildcards.arch, wildcards.method, int(wildcards.seed)
+    )
     return json.dumps(cfg.to_dict(), sort_keys=True)
+
+
+def launcher(gpus):
+    """How a training job starts: plainly, or one process per GPU through torchrun (DDP)."""
+    if gpus <= 1:
+        return CLI
+    return (
+        f"{shlex.quote(sys.executable)} -m torch.distributed.run --standalone"
+        f" --nproc_per_node {gpus} -m adaptivemix"
+    )
 
 
 def run_metrics():
@@ -91,7 +111,7 @@ def classify_targets():
 
 
 def gan_targets():
-    datasets = config["data"]["datasets"]
+    datasets = GAN_DATASETS
     if not datasets:
         return []
     return (

@@ -3,14 +3,15 @@ rule prepare_dataset:
         data=f"{OUT}/data/{{dataset}}/dataset.pt",
         summary=f"{OUT}/data/{{dataset}}/dataset.json",
     params:
-        resolution=config["data"]["resolution"],
+        resolution=lambda wildcards: dataset_resolution(config, wildcards.dataset),
+        source=lambda wildcards: source_of(DATASETS.get(wildcards.dataset)),
     log:
         f"{OUT}/logs/prepare_dataset/{{dataset}}.log",
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=10,
+        mem_mb=config["resources"]["data_mem_mb"],
+        runtime=config["resources"]["data_runtime_min"],
     shell:
         CLI + " --threads {threads} prepare-data --dataset {wildcards.dataset}"
-        " --resolution {params.resolution} --out {output.data} --summary {output.summary}"
+        " --resolution {params.resolution} --source {params.source:q} --out {output.data} --summary {output.summary}"
         " > {log} 2>&1"

@@ -18,8 +18,9 @@ rule evaluate_gan:
         f"{OUT}/benchmarks/evaluate_gan/{RUN}.tsv"
     threads: THREADS
     resources:
-        mem_mb=2000,
-        runtime=15,
+        mem_mb=config["resources"]["eval_mem_mb"],
+        runtime=config["resources"]["eval_runtime_min"],
+        gpu=config["resources"]["eval_gpus"],
     shell:
         CLI + " --threads {threads} evaluate-gan --run-dir {params.run_dir}"
         " --backbone {params.backbone} --weights {input.weights} --reference {input.reference}"

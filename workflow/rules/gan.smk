@@ -23,8 +23,9 @@ rule train_gan:
     resources:
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime_min"],
+        gpu=config["resources"]["train_gpus"],
     shell:
-        CLI + " --threads {threads} train-gan --spec {params.spec:q}"
+        launcher(config["resources"]["train_gpus"]) + " --threads {threads} train-gan --spec {params.spec:q}"
         " --dataset-file {input.data} --backbone " + BACKBONE + " --weights {input.weights}"
         " --reference {input.reference} --run-dir {params.run_dir}"
         " --state-dir {params.state_dir} > {log} 2>&1"

@@ -1,0 +1,89 @@
+"""The start-up check of a real run: every missing local dataset and weights file at once.
+
+Config validation only checks names and values, so ``snakemake -n`` builds the whole DAG of
+a profile whose data is not present. When asked to run, the workflow calls
+:func:`stop_if_missing` before any job starts: it lists every local copy the pending jobs
+would read that is missing or incomplete (datasets, OOD sets, pretrained backbone weights),
+each with its config key, path and expected format, and stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from adaptivemix.errors import ConfigError
+
+
+class MissingInputs(SystemExit):
+    """Raised (as a clean exit with a message) when local inputs are missing."""
+
+
+def missing_inputs(config: dict, prepared: Callable[[str, str], bool]) -> list[str]:
+    """One line per missing local input of ``config``.
+
+    ``prepared(kind, name)`` says whether the workflow already holds its own prepared copy
+    of a dataset (kind ``gan``/``classify``) or OOD set (``ood``); those need no source.
+    """
+    from adaptivemix.classify.config import ood_sets_in_use
+    from adaptivemix.config import gan_experiments
+    from adaptivemix.registries import DATASETS, OOD_SETS
+
+    wanted = [("gan", d, DATASETS) for e in gan_experiments(config) for d in e["datasets"]]
+    wanted += [("classify", d, DATASETS) for d in config["classify"]["datasets"]]
+    ood = {name for names in ood_sets_in_use(config).values() for name in names}
+    wanted += [("ood", name, OOD_SETS) for name in sorted(ood)]
+    lines = []
+    for kind, name, registry in wanted:
+        if not prepared(kind, name):
+            lines.append(_source_problem(registry.get(name), config["sources"]))
+    if any(e["datasets"] for e in gan_experiments(config)):
+        lines += backbone_problems(config["backbone"])
+    return list(dict.fromkeys(line for line in lines if line))
+
+
+def _source_problem(spec, sources: dict) -> str | None:
+    try:
+        spec.check_source(sources)
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+def backbone_problems(backbone: dict) -> list[str]:
+    """The weights file of a pretrained backbone, when it is missing or not the expected one."""
+    from adaptivemix.metrics.backbones import BACKBONE_TRAINERS
+
+    if backbone["name"] in BACKBONE_TRAINERS:
+        return []  # trained by the workflow itself
+    from adaptivemix.metrics.inception import missing_backbone_files
+
+    return missing_backbone_files(backbone)
+
+
+def stop_if_missing(config: dict, out_dir: str | Path) -> None:
+    """Raise :class:`MissingInputs` listing every missing input of a run writing to ``out_dir``."""
+    from adaptivemix.classify.config import ood_sets_in_use
+
+    out = Path(out_dir)
+    ood_ids = ood_sets_in_use(config)
+    files = {
+        "gan": lambda name: [out / "data" / name / "dataset.pt"],
+        "classify": lambda name: [out / "data" / "classify" / name / "dataset.pt"],
+        "ood": lambda name: [
+            out / "data" / "ood" / id_name / f"{name}.pt"
+            for id_name, names in ood_ids.items()
+            if name in names
+        ],
+    }
+
+    def prepared(kind: str, name: str) -> bool:
+        return all(path.exists() for path in files[kind](name))
+
+    lines = missing_inputs(config, prepared)
+    if lines:
+        listing = "\n".join(f"  - {line}" for line in lines)
+        raise MissingInputs(
+            f"{len(lines)} local input(s) missing; nothing was run. Set these keys or put "
+            f"the files in place, then rerun:\n{listing}"
+        )
