@@ -72,15 +72,35 @@ def cmd_reference_stats(args) -> None:
     compute_reference_stats(load_prepared(args.dataset_file), args.split, backbone).save(args.out)
 
 
+def cmd_install_backbone(args) -> None:
+    """Copy a pretrained backbone's weights into the workflow once their sha256 matches."""
+    import shutil
+
+    from adaptivemix.io import atomic_write
+    from adaptivemix.metrics.inception import verify_weights
+
+    verify_weights(args.weights, args.sha256 or None, "backbone.weights")
+    with open(args.weights, "rb") as source:
+        atomic_write(args.out, lambda f: shutil.copyfileobj(source, f))
+
+
 def cmd_train_gan(args) -> None:
+    """Train one GAN run (every rank under torchrun). On SIGTERM (SLURM preemption) the
+    state is checkpointed and the process exits with status 143 without writing the run's
+    outputs; rerunning the same command resumes (e.g. ``sbatch --requeue``)."""
     from adaptivemix.config import GanRunConfig
+    from adaptivemix.gan.distributed import PREEMPTED_EXIT_CODE, Preempted
     from adaptivemix.gan.run import run_training
 
     cfg = GanRunConfig.from_dict(json.loads(args.spec))
-    run_training(
-        cfg, args.dataset_file, args.backbone, args.weights, args.reference,
-        Path(args.run_dir), Path(args.state_dir),
-    )  # fmt: skip
+    try:
+        run_training(
+            cfg, args.dataset_file, args.backbone, args.weights, args.reference,
+            Path(args.run_dir), Path(args.state_dir),
+        )  # fmt: skip
+    except Preempted as err:
+        print(f"adaptivemix: {err}", file=sys.stderr)
+        raise SystemExit(PREEMPTED_EXIT_CODE) from None
 
 
 def cmd_evaluate_gan(args) -> None:
@@ -153,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("reference-stats")
     _args(p, "--dataset-file", "--split", "--backbone", "--weights", "--out", "--device")
     p.set_defaults(func=cmd_reference_stats)
+    p = sub.add_parser("install-backbone")
+    _args(p, "--name", "--weights", "--sha256", "--out")
+    p.set_defaults(func=cmd_install_backbone)
     p = sub.add_parser("train-gan")
     _args(p, "--spec", "--dataset-file", "--backbone", "--weights", "--reference", "--run-dir",
           "--state-dir")  # fmt: skip

@@ -100,6 +100,7 @@ def check_registered_names(config: dict) -> None:
             DATASETS.get(name, f"{where}[{i}]")
         ADV_LOSSES.get(exp["adv_loss"], f"{exp['key']}.adv_loss")
         check_variants(exp)
+        check_training_knobs(exp, config["device"])
     check_unique_runs(experiments)
     check_classify(config)
     check_ood(config)
@@ -194,6 +195,23 @@ def check_variants(gan: dict) -> None:
         except IncompatibleError as err:
             expected = f"a method that can train arch '{gan['arch']}' ({err})"
             raise ConfigError(f"{key}.methods[{i}]", name, expected) from None
+
+
+def check_training_knobs(gan: dict, device: str) -> None:
+    """Mixed precision needs CUDA; path-length regularisation needs a G with a w-space."""
+    from adaptivemix.gan.methods import IncompatibleError
+    from adaptivemix.gan.regularizers import check_regularizers
+    from adaptivemix.models import build_models_on_meta
+
+    key = gan.get("key", "gan")
+    where = "gan" if key == "gan" else f"{key}.settings"
+    if gan["amp"] and not device.startswith("cuda"):
+        raise ConfigError(f"{where}.amp", True, f"false on device '{device}' (AMP needs CUDA)")
+    G, _ = build_models_on_meta(gan["arch"], gan["resolution"], gan, key=f"{where}.arch_options")
+    try:
+        check_regularizers(G, gan)
+    except IncompatibleError as err:
+        raise ConfigError(f"{where}.pl_weight", gan["pl_weight"], f"0 ({err})") from None
 
 
 def check_known_keys(config_cls: type, values: dict) -> None:

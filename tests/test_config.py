@@ -149,6 +149,10 @@ BAD_INPUTS = [
      with_change("gan.experiments", [experiment(), experiment(arch="dcgan-cifar",
                                                               resolution=32)]),
      ["gan.experiments[1].resolution", "32", "16", "gan.experiments[0]"]),
+    ("mixed precision on the CPU", with_change("gan.amp", True),
+     ["gan.amp", "True", "CUDA"]),
+    ("path-length regularisation for a G without w-space", with_change("gan.pl_weight", 2.0),
+     ["gan.pl_weight", "2.0", "mapping", "dcgan"]),
     ("unknown architecture option", with_change("gan.arch_options", {"widthh": 3}),
      ["gan.arch_options.widthh", "3"]),
 ]  # fmt: skip

@@ -318,3 +318,48 @@ def test_reference_stats_keep_real_mode_metrics_of_the_first_images(monkeypatch)
     assert meta["n_real"] == 8
     no_classifier = compute_reference_stats(dataset, "train", tiny_backbone()).meta
     assert not {"n_modes", "real_modes", "real_kl_modes"} & set(no_classifier)
+
+
+# --- precision/recall beside FID/KID, uint8 input, protocol labels -----------------------
+
+
+def test_precision_recall_flag_adds_only_precision_and_recall():
+    backbone = tiny_backbone()
+    reference = tiny_reference(backbone)
+    # images whose flattened pixels are exactly the reference features: every generated
+    # sample sits on a real one (and vice versa), so precision = recall = 1 and FID = 0
+    images = torch.from_numpy(reference.features).float().view(-1, 1, 4, 4)
+    plain = fid_module.evaluate_images(images, backbone, reference, seed=0)
+    with_pr = fid_module.evaluate_images(images, backbone, reference, seed=0, with_pr=True)
+    assert set(plain) == {"fid", "kid"}
+    assert with_pr == {**plain, "precision": 1.0, "recall": 1.0}
+    assert abs(plain["fid"]) < 1e-4  # float32 images of float64 features
+    # a generator far outside the reference cube [-1, 1]^16 (pixels shifted by 10)
+    far = fid_module.evaluate_images(images + 10, backbone, reference, seed=0, with_pr=True)
+    assert (far["precision"], far["recall"]) == (0.0, 0.0)
+
+
+def test_protocol_records_pr_k_only_when_given_and_labels_fid50k_full():
+    backbone = tiny_backbone()
+    reference = tiny_reference(backbone)
+    base = protocol(backbone, reference, n_gen=100)
+    assert "pr_k" not in base
+    assert protocol(backbone, reference, n_gen=100, pr_k=3) == {**base, "pr_k": 3}
+    full = {"n_gen": 50_000, "n_real": 70_000, "reference_split": "train", "resize": "clean"}
+    assert fid_module.metric_label(full) == "fid50k_full[clean]"
+    legacy = {**full, "resize": "legacy_tensorflow"}
+    assert fid_module.metric_label(legacy) == "fid50k_full[legacy_tensorflow]"
+    assert fid_module.metric_label(base) == "fid100_test"
+    assert fid_module.metric_label({**base, "n_gen": 5000}, "kid") == "kid5k_test"
+
+
+def test_uint8_datasets_are_measured_as_their_float_images():
+    gen = torch.Generator().manual_seed(0)  # more images than feature dimensions (16)
+    pixels = torch.randint(0, 256, (40, 1, 4, 4), generator=gen, dtype=torch.uint8)
+    splits = {"train": pixels, "val": pixels[:2], "test": pixels[:2]}
+    labels = {s: torch.zeros(len(x), dtype=torch.int64) for s, x in splits.items()}
+    ref = compute_reference_stats(ImageDataset("u8", splits, labels, 1), "train", tiny_backbone())
+    expected = pixels.double().flatten(1).numpy() / 127.5 - 1.0  # x / 127.5 − 1, by hand
+    np.testing.assert_allclose(ref.features, expected, atol=1e-6)
+    values = fid_module.evaluate_images(pixels, tiny_backbone(), ref, seed=0, with_kid=False)
+    assert abs(values["fid"]) < 1e-6

@@ -1,7 +1,8 @@
 """Resumable training state, written atomically and loaded with ``weights_only=True``.
 
-A checkpoint holds everything needed to continue bit-exactly: step, G, D, G's EMA, both
-optimizers, the augmentations' state (ADA's p) and the run's random generator. It lives in
+A checkpoint holds everything needed to continue bit-exactly: step (and kimg), G, D, G's EMA,
+both optimizers, the augmentations' state (ADA's p), the run's random generator, the
+path-length running mean and, with float16 mixed precision, the GradScalers' state. It lives in
 the run's *state* folder, outside the job's declared outputs, because Snakemake deletes
 declared outputs before rerunning a job; the in-progress log lives there too and is cut back
 to the checkpoint's step on resume.
@@ -21,6 +22,7 @@ def save_checkpoint(state_dir: Path, state, config: dict) -> Path:
     payload = {
         "config": config,
         "step": state.step,
+        "kimg": state.step * config["batch_size"] / 1000.0,
         "elapsed_s": state.elapsed_s,
         "G": state.G.state_dict(),
         "D": state.D.state_dict(),
@@ -29,12 +31,18 @@ def save_checkpoint(state_dir: Path, state, config: dict) -> Path:
         "opt_d": state.opt_d.state_dict(),
         "rng": state.generator.get_state(),
         "augment": state.augment.state_dict(),
+        "pl_mean": state.pl_mean,
     }
+    if state.scalers:
+        payload["scalers"] = {name: s.state_dict() for name, s in state.scalers.items()}
     return save_torch(Path(state_dir) / CHECKPOINT, payload)
 
 
-def try_resume(state_dir: Path, state, config: dict) -> bool:
-    """Load the checkpoint into ``state`` if one exists for this exact config."""
+def try_resume(state_dir: Path, state, config: dict, truncate_log: bool = True) -> bool:
+    """Load the checkpoint into ``state`` if one exists for this exact config.
+
+    ``truncate_log``: cut the live log back to the checkpoint's step (rank 0 only under DDP).
+    """
     path = Path(state_dir) / CHECKPOINT
     if not path.exists():
         return False
@@ -48,8 +56,14 @@ def try_resume(state_dir: Path, state, config: dict) -> bool:
     state.opt_d.load_state_dict(payload["opt_d"])
     state.generator.set_state(payload["rng"])
     state.augment.load_state_dict(payload["augment"])
+    state.pl_mean.copy_(payload.get("pl_mean", state.pl_mean))
+    for name, scaler in (state.scalers or {}).items():
+        if name in payload.get("scalers", {}):
+            scaler.load_state_dict(payload["scalers"][name])
     state.step = int(payload["step"])
     state.elapsed_s = float(payload["elapsed_s"])
+    if not truncate_log:
+        return True
     rows = [r for r in read_jsonl(Path(state_dir) / LIVE_LOG) if r["step"] <= state.step]
     write_jsonl(Path(state_dir) / LIVE_LOG, rows)
     return True

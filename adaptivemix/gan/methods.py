@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from adaptivemix.gan.losses import AdversarialLoss, r1_penalty
+from adaptivemix.gan.losses import AdversarialLoss, gradient_penalty, r1_penalty
 from adaptivemix.options import Configurable
 from adaptivemix.registry import Registry
 
@@ -34,7 +34,12 @@ class StepContext:
     """Everything one training step's losses may use. All randomness comes from ``generator``.
 
     R1 is taken w.r.t. the un-augmented reals (as StyleGAN2-ADA): ``augment`` is
-    differentiable, so the gradient flows through it.
+    differentiable, so the gradient flows through it. ``r1_gamma`` is this D step's weight:
+    with lazy R1 (``r1_interval`` = k) it is γ·k on every k-th D step and 0 between them
+    (see :mod:`adaptivemix.gan.regularizers`), so a method only checks ``r1_gamma > 0``.
+    ``gp_lambda`` > 0 adds WGAN-GP's penalty on real/fake interpolates in the base ``d_loss``,
+    through ``discriminate`` (phase ``"d_gp"``), so a method overriding only
+    ``discriminate`` gets it on its own logits.
     """
 
     G: nn.Module
@@ -47,6 +52,7 @@ class StepContext:
     step: int = 0
     z: torch.Tensor | None = None  # the latents ``fake`` was generated from
     augment: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # every D input goes through it
+    gp_lambda: float = 0.0  # WGAN-GP weight λ of (‖∇D(x̂)‖ − 1)²; 0 disables it
 
 
 @dataclass(frozen=True)
@@ -100,13 +106,32 @@ class GanMethod(Configurable):
         loss_fake = ctx.adv.d_fake(on_fake.logits).mean()
         loss = loss_real + loss_fake + on_real.extra_loss + on_fake.extra_loss
         logs = {"d_adv_real": float(loss_real.detach()), "d_adv_fake": float(loss_fake.detach())}
-        if ctx.r1_gamma > 0:
-            r1 = r1_penalty(on_real.logits, real)
-            loss = loss + 0.5 * ctx.r1_gamma * r1
-            logs["r1"] = float(r1.detach())
-        logs.update(on_real.logs, **on_fake.logs)
+        penalty, penalty_logs = self.penalties(ctx, real, on_real.logits)
+        loss = loss + penalty
+        logs.update(penalty_logs, **on_real.logs, **on_fake.logs)
         logs["d_real_logit"] = float(on_real.logits.detach().mean())
         logs["d_fake_logit"] = float(on_fake.logits.detach().mean())
+        return loss, logs
+
+    def penalties(
+        self, ctx: StepContext, real: torch.Tensor, real_logits: torch.Tensor
+    ) -> tuple[torch.Tensor | float, dict[str, float]]:
+        """R1 (γ/2·‖∇_x D(x)‖², when ``ctx.r1_gamma`` > 0; ``real`` requires grad then) and
+        WGAN-GP (λ·(‖∇D(x̂)‖ − 1)², when ``ctx.gp_lambda`` > 0) for the D loss."""
+        loss: torch.Tensor | float = 0.0
+        logs: dict[str, float] = {}
+        if ctx.r1_gamma > 0:
+            r1 = r1_penalty(real_logits, real)
+            loss = loss + 0.5 * ctx.r1_gamma * r1
+            logs["r1"] = float(r1.detach())
+        if ctx.gp_lambda > 0:
+
+            def logits(x: torch.Tensor) -> torch.Tensor:
+                return self.discriminate(ctx.D, ctx.augment(x), "d_gp", ctx).logits
+
+            gp = gradient_penalty(logits, real.detach(), ctx.fake.detach(), ctx.generator)
+            loss = loss + ctx.gp_lambda * gp
+            logs["gp"] = float(gp.detach())
         return loss, logs
 
     def g_loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:

@@ -4,7 +4,14 @@ A backbone is identified by its name, the resize protocol it applies before the 
 and the sha256 of its weights file; all three go into every metric's protocol record, so
 two FID numbers are only ever compared when they were measured by the same network.
 
-Each entry of :data:`BACKBONES` is a loader ``load(weights_path, device) -> FeatureBackbone``.
+Each entry of :data:`BACKBONES` is a loader ``load(weights_path, device, sha256=None) ->
+FeatureBackbone``. ``sha256`` is the expected hash of the weights file (config key
+``backbone.sha256``): a loader refuses a file whose hash differs. Loaders of pretrained
+backbones with a published hash use it when ``sha256`` is None; the others then only record it.
+
+Images reach a backbone as float in [-1, 1] or as uint8 (real datasets at scale); uint8 batches
+are converted by :func:`adaptivemix.data.base.as_float_images` one batch at a time, so a large
+uint8 split is never held as float in memory.
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from adaptivemix.data.base import as_float_images
+from adaptivemix.errors import ConfigError
+from adaptivemix.provenance import sha256_file
 from adaptivemix.registry import Registry
 
-BackboneLoader = Callable[[str | Path, str], "FeatureBackbone"]
+BackboneLoader = Callable[..., "FeatureBackbone"]
 
-#: name -> loader(weights_path, device) -> FeatureBackbone
+#: name -> loader(weights_path, device, sha256=None) -> FeatureBackbone
 BACKBONES: Registry[BackboneLoader] = Registry("feature backbone")
 
 #: name -> trainer(dataset, seed, *, steps, batch_size, lr, out_path) -> summary dict, for the
@@ -29,8 +39,26 @@ BACKBONES: Registry[BackboneLoader] = Registry("feature backbone")
 BACKBONE_TRAINERS: Registry[Callable[..., dict]] = Registry("backbone trainer")
 
 
+def checked_sha256(
+    path: str | Path, expected: str | None, key: str = "backbone.sha256", note: str = ""
+) -> str:
+    """sha256 of the file at ``path``; raises :class:`ConfigError` when ``expected`` is given
+    and differs. The message names the file, both hashes and the config key ``key``."""
+    found = sha256_file(path)
+    if expected is not None and found != expected.strip().lower():
+        raise ConfigError(
+            key,
+            expected,
+            f"the sha256 of weights file '{path}', which is {found}{note}; use the expected "
+            f"file, or set {key} to {found} if this file is the one you mean to use",
+        )
+    return found
+
+
 class FeatureBackbone(ABC):
     """A frozen feature extractor fed images in [-1, 1], shape (N, C, H, W).
+
+    Batches may also be uint8 (0..255); they are converted to [-1, 1] batch by batch.
 
     The network takes ``in_channels`` channels. An input with ``k·in_channels`` channels is
     cut into ``k`` consecutive channel groups that are measured separately: features are the
@@ -99,13 +127,17 @@ class FeatureBackbone(ABC):
         Gradients flow to ``images`` only: the weights are frozen and the network is in eval
         mode, so the same image always gets the same features (no batch statistics).
         """
-        groups, _ = self._as_groups(images.to(self.device, torch.float32))
+        groups, _ = self._as_groups(self._prepared(images))
         return self.embed_batch(groups).reshape(images.shape[0], -1)
 
     def group_logits(self, images: torch.Tensor) -> torch.Tensor:
         """(B, k, num_classes) logits, one classification per channel group."""
-        groups, k = self._as_groups(images.to(self.device, torch.float32))
+        groups, k = self._as_groups(self._prepared(images))
         return self.logits_batch(groups).reshape(images.shape[0], k, -1)
+
+    def _prepared(self, images: torch.Tensor) -> torch.Tensor:
+        """A batch as float32 in [-1, 1] on ``self.device`` (uint8 pixels converted)."""
+        return as_float_images(images).to(self.device, torch.float32)
 
     def features(self, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
         """Features of every image as float64 (N, k·feature_dim): statistics need precision."""

@@ -25,6 +25,7 @@ from adaptivemix.metrics.backbones import (
     BACKBONES,
     FeatureBackbone,
     ModuleBackbone,
+    checked_sha256,
 )  # fmt: skip
 from adaptivemix.provenance import sha256_file
 
@@ -160,15 +161,20 @@ def load_digits_cnn(weights_path: str | Path) -> tuple[DigitsCNN, dict]:
 
 
 @BACKBONES.register(BACKBONE_NAME)
-def load_digits_backbone(weights_path: str | Path, device: str = "cpu") -> FeatureBackbone:
+def load_digits_backbone(
+    weights_path: str | Path, device: str = "cpu", sha256: str | None = None
+) -> FeatureBackbone:
     """The trained classifier as a backbone; it measures any multiple of its input channels
-    (stacked digits: one digit per channel) and classifies each channel group."""
+    (stacked digits: one digit per channel) and classifies each channel group.
+
+    ``sha256``, when given, must be the weights file's hash (checked before loading)."""
+    found = checked_sha256(weights_path, sha256)
     model, meta = load_digits_cnn(weights_path)
     return ModuleBackbone(
         model,
         name=BACKBONE_NAME,
         protocol="native",
-        weights_sha256=sha256_file(weights_path),
+        weights_sha256=found,
         feature_dim=int(meta["feature_dim"]),
         device=device,
         in_channels=int(meta["in_channels"]),

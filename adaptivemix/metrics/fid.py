@@ -5,7 +5,15 @@ numbers match the reference implementation the paper family reports; this module
 supplies features, reference statistics with their provenance, deterministic sampling of
 the generator, and the protocol record that says which numbers may be compared. With a
 classifier backbone the same generated images also give the mode-coverage metrics of
-:mod:`adaptivemix.metrics.modes`.
+:mod:`adaptivemix.metrics.modes`; on request they also give improved precision and recall
+(:mod:`adaptivemix.metrics.precision_recall`) in the same backbone's feature space.
+
+Images may be float in [-1, 1] or uint8: uint8 batches are converted by
+``adaptivemix.data.base.as_float_images`` inside the backbone, one batch at a time.
+
+``fid50k_full`` (StyleGAN2-ADA's name) is this computation with ``n_gen`` = 50,000 against the
+whole training split; :func:`protocol` records ``n_gen``, ``n_real``, the reference split and
+the resize mode, and :func:`metric_label` names a record that way for tables.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from adaptivemix.data.base import ImageDataset
 from adaptivemix.io import atomic_write
 from adaptivemix.metrics.backbones import FeatureBackbone
 from adaptivemix.metrics.modes import mode_count, mode_labels, mode_metrics
+from adaptivemix.metrics.precision_recall import DEFAULT_K, precision_recall
 
 #: Real images whose mode metrics are stored with the reference: the first
 #: min(n_real, REAL_MODE_SAMPLES) of the split. Mode metrics depend on the sample count, and
@@ -117,7 +126,8 @@ class ReferenceStats:
 def compute_reference_stats(
     dataset: ImageDataset, split: str, backbone: FeatureBackbone
 ) -> ReferenceStats:
-    """Features and moments of one real split, tagged with the dataset and backbone hashes.
+    """Features and moments of one real split (float or uint8 images), tagged with the
+    dataset and backbone hashes.
 
     With a classifier backbone ``meta`` also holds the real images' own mode metrics
     (``real_modes``, ``real_kl_modes`` on ``real_mode_samples`` images, see
@@ -193,8 +203,10 @@ def evaluate_generator(
     device: str = "cpu",
     with_kid: bool = True,
     with_modes: bool = False,
+    with_pr: bool = False,
+    pr_k: int = DEFAULT_K,
 ) -> dict:
-    """FID, KID and mode metrics of ``n_gen`` samples of G, measured by ``backbone``.
+    """FID, KID, mode metrics (and precision/recall) of ``n_gen`` samples of G, by ``backbone``.
 
     The samples are generated once; see :func:`evaluate_images` for what is measured.
     ``with_kid=False`` skips KID, whose subset sums dominate frequent in-training checks.
@@ -202,7 +214,7 @@ def evaluate_generator(
     """
     check_reference(backbone, reference)
     images = generate_images(G, n_gen, z_dim, seed, device=device)
-    return evaluate_images(images, backbone, reference, seed, with_kid, with_modes)
+    return evaluate_images(images, backbone, reference, seed, with_kid, with_modes, with_pr, pr_k)
 
 
 def evaluate_images(
@@ -212,11 +224,16 @@ def evaluate_images(
     seed: int,
     with_kid: bool = True,
     with_modes: bool = False,
+    with_pr: bool = False,
+    pr_k: int = DEFAULT_K,
 ) -> dict:
-    """``fid`` (+ ``kid``) of ``images`` against ``reference``, (+ ``modes``, ``kl_modes``).
+    """``fid`` (+ ``kid``) of ``images`` against ``reference``, (+ ``modes``, ``kl_modes``),
+    (+ ``precision``, ``recall``).
 
-    ``seed`` draws KID's subsets. ``with_modes`` needs a classifier backbone; the number of
-    modes is ``num_classes`` to the power of the images' channel groups.
+    ``images`` are float in [-1, 1] or uint8. ``seed`` draws KID's subsets. ``with_modes``
+    needs a classifier backbone; the number of modes is ``num_classes`` to the power of the
+    images' channel groups. ``with_pr`` adds improved precision/recall with ``pr_k`` nearest
+    neighbours against all reference features (record ``pr_k`` via :func:`protocol`).
     """
     check_reference(backbone, reference)
     feats = backbone.features(images)
@@ -226,6 +243,9 @@ def evaluate_images(
     if with_modes:
         n_modes = mode_count(backbone, images.shape[1])
         values.update(mode_metrics(mode_labels(backbone, images), n_modes))
+    if with_pr:
+        pr = precision_recall(reference.features, feats, k=pr_k, device=backbone.device)
+        values.update(pr)
     return values
 
 
@@ -239,11 +259,16 @@ def check_reference(backbone: FeatureBackbone, reference: ReferenceStats) -> Non
         )
 
 
-def protocol(backbone: FeatureBackbone, reference: ReferenceStats, n_gen: int) -> dict:
-    """Everything that must match for two FID/KID (and mode) numbers to be comparable.
+def protocol(
+    backbone: FeatureBackbone, reference: ReferenceStats, n_gen: int, pr_k: int | None = None
+) -> dict:
+    """Everything that must match for two FID/KID (and mode, precision/recall) numbers to be
+    comparable: backbone and weights hash, resize mode, ``n_gen``, ``n_real`` (the whole
+    reference split), reference split and dataset hash.
 
-    ``n_modes`` is present only for classifier backbones (absent otherwise, so the records
-    and fingerprints of backbones without a classifier are what they always were).
+    ``n_modes`` is present only for classifier backbones, ``pr_k`` only when precision/recall
+    were measured (absent otherwise, so records and fingerprints of runs without them are what
+    they always were). Precision/recall use all ``n_gen`` generated and ``n_real`` real samples.
     """
     record = {
         "backbone": backbone.name,
@@ -256,7 +281,23 @@ def protocol(backbone: FeatureBackbone, reference: ReferenceStats, n_gen: int) -
     }
     if backbone.num_classes is not None:
         record["n_modes"] = _reference_mode_count(backbone, reference)
+    if pr_k is not None:
+        record["pr_k"] = int(pr_k)
     return record
+
+
+def _count(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def metric_label(record: dict, metric: str = "fid") -> str:
+    """StyleGAN2-ADA-style name of a metric under ``record``: e.g. ``fid50k_full`` (50k
+    generated against the whole training split), ``fid10k_test`` otherwise, with the resize
+    mode in brackets unless it is "native": ``fid50k_full[clean]``."""
+    split = record["reference_split"]
+    name = f"{metric}{_count(record['n_gen'])}_{'full' if split == 'train' else split}"
+    mode = record.get("resize", "native")
+    return name if mode == "native" else f"{name}[{mode}]"
 
 
 def _reference_mode_count(backbone: FeatureBackbone, reference: ReferenceStats) -> int:
