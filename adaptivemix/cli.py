@@ -74,14 +74,9 @@ def cmd_reference_stats(args) -> None:
 
 def cmd_install_backbone(args) -> None:
     """Copy a pretrained backbone's weights into the workflow once their sha256 matches."""
-    import shutil
+    from adaptivemix.metrics.inception import install_weights
 
-    from adaptivemix.io import atomic_write
-    from adaptivemix.metrics.inception import verify_weights
-
-    verify_weights(args.weights, args.sha256 or None, "backbone.weights")
-    with open(args.weights, "rb") as source:
-        atomic_write(args.out, lambda f: shutil.copyfileobj(source, f))
+    install_weights(args.weights, args.sha256 or None, args.out)
 
 
 def cmd_train_gan(args) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,12 @@ _PHRASES = {
 
 
 def load_schema(path: Path = SCHEMA_PATH) -> dict:
+    return copy.deepcopy(_parsed_schema(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_schema(path: Path) -> dict:
+    """The schema parsed once per process (the DAG asks for it once per run)."""
     return yaml.safe_load(path.read_text())
 
 

@@ -29,22 +29,24 @@ def missing_inputs(config: dict, prepared: Callable[[str, str], bool]) -> list[s
     from adaptivemix.config import gan_experiments
     from adaptivemix.registries import DATASETS, OOD_SETS
 
-    wanted = [("gan", d, DATASETS) for e in gan_experiments(config) for d in e["datasets"]]
-    wanted += [("classify", d, DATASETS) for d in config["classify"]["datasets"]]
+    experiments = gan_experiments(config)
+    wanted = [("gan", d, DATASETS, e["resolution"]) for e in experiments for d in e["datasets"]]
+    wanted += [("classify", d, DATASETS, None) for d in config["classify"]["datasets"]]
     ood = {name for names in ood_sets_in_use(config).values() for name in names}
-    wanted += [("ood", name, OOD_SETS) for name in sorted(ood)]
+    wanted += [("ood", name, OOD_SETS, None) for name in sorted(ood)]
     lines = []
-    for kind, name, registry in wanted:
+    for kind, name, registry, resolution in wanted:
         if not prepared(kind, name):
-            lines.append(_source_problem(registry.get(name), config["sources"]))
-    if any(e["datasets"] for e in gan_experiments(config)):
+            lines.append(_source_problem(registry.get(name), config["sources"], resolution))
+    if any(e["datasets"] for e in experiments):
         lines += backbone_problems(config["backbone"])
     return list(dict.fromkeys(line for line in lines if line))
 
 
-def _source_problem(spec, sources: dict) -> str | None:
+def _source_problem(spec, sources: dict, resolution: int | None) -> str | None:
+    """The copy's problem, if any; GAN datasets are checked at the resolution they train at."""
     try:
-        spec.check_source(sources)
+        spec.check_source(sources, *([resolution] if resolution else []))
     except ConfigError as err:
         return str(err)
     return None

@@ -4,7 +4,12 @@ A reader of a real dataset declares its on-disk format as a :class:`LocalFormat`
 config names the folder under ``sources.<key>.root``; ``check`` runs while the config is
 validated, so a missing or incomplete copy stops the workflow before any job starts with
 one message naming the key, the path and the expected format. Nothing is ever downloaded
-unless ``sources.<key>.download`` is true (then the check is left to the reader).
+unless ``sources.<key>.download`` is true (then the check is left to the reader); a format
+with no download (``downloadable=False``) refuses that option at the same check.
+
+Layouts whose file names hold the resolution (``ffhq-256x256.zip``) give ``find_missing_at``
+too: with the run's resolution, the check asks for exactly that file; without it,
+``find_missing`` accepts the layout at any resolution.
 """
 
 from __future__ import annotations
@@ -20,19 +25,32 @@ from adaptivemix.errors import ConfigError
 class LocalFormat:
     description: str  # the expected layout, shown to the user, e.g. "cifar-10-batches-py/..."
     find_missing: Callable[[Path], list[str]]  # root -> the expected entries it lacks
+    # (root, resolution) -> what it lacks at that resolution; None: same as find_missing
+    find_missing_at: Callable[[Path, int], list[str]] | None = None
+    downloadable: bool = True  # False: ``download: true`` is refused (no public download)
 
-    def check(self, sources: dict, source_key: str) -> None:
+    def check(self, sources: dict, source_key: str, resolution: int | None = None) -> None:
         """Raise ConfigError unless ``sources[source_key]['root']`` holds this format."""
         key = f"sources.{source_key}.root"
         source = sources.get(source_key) or {}
         if source.get("download"):
+            if not self.downloadable:
+                raise ConfigError(
+                    f"sources.{source_key}.download",
+                    True,
+                    f"false: this dataset has no download; place a local copy in the "
+                    f"format {self.description} under sources.{source_key}.root",
+                )
             return  # the reader fetches what is missing (only where a network exists)
         root = source.get("root")
         if not root:
             raise ConfigError(
                 key, root, f"the path of a local copy in the format {self.description}"
             )
-        missing = self.find_missing(Path(root))
+        if resolution is not None and self.find_missing_at is not None:
+            missing = self.find_missing_at(Path(root), resolution)
+        else:
+            missing = self.find_missing(Path(root))
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             expected = f"a folder in the format {self.description} (missing: {shown})"

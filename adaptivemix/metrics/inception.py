@@ -31,6 +31,7 @@ clean-fid's ``InceptionV3W`` itself cannot be reused: it only loads a file named
 
 from __future__ import annotations
 
+import shutil
 import warnings
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from cleanfid.inception_torchscript import disable_gpu_fuser_on_pt19
 from cleanfid.resize import build_resizer
 
 from adaptivemix.errors import ConfigError
+from adaptivemix.io import atomic_write
 from adaptivemix.metrics.backbones import BACKBONES, FeatureBackbone, checked_sha256
 
 WEIGHTS_FILE = "inception-2015-12-05.pt"
@@ -171,11 +173,31 @@ class InceptionBackbone(FeatureBackbone):
         return torch.from_numpy(np.ascontiguousarray(resized)).to(self.device, torch.float32)
 
 
+#: Written beside a copy the workflow installed: the sha256 it was verified against.
+SHA256_SUFFIX = ".sha256"
+
+
+def installed_sha256(weights_path: str | Path) -> str | None:
+    """The hash a workflow-installed copy was verified against (``backbone.sha256``), if any."""
+    sidecar = Path(str(weights_path) + SHA256_SUFFIX)
+    return sidecar.read_text().strip() if sidecar.exists() else None
+
+
+def install_weights(source: str | Path, expected_sha256: str | None, out: str | Path) -> str:
+    """Verify ``source`` (key ``backbone.weights``), then copy it to ``out`` atomically with
+    its verified hash beside it, so later loaders check the copy against the same hash."""
+    found = verify_weights(source, expected_sha256)
+    with open(source, "rb") as data:
+        atomic_write(out, lambda f: shutil.copyfileobj(data, f))
+    atomic_write(str(out) + SHA256_SUFFIX, lambda f: f.write(found.encode() + b"\n"))
+    return found
+
+
 def _loader(name: str, mode: str):
     def load(
         weights_path: str | Path, device: str = "cpu", sha256: str | None = None
     ) -> FeatureBackbone:
-        found = verify_weights(weights_path, sha256)
+        found = verify_weights(weights_path, sha256 or installed_sha256(weights_path))
         with warnings.catch_warnings():  # TorchScript is deprecated, yet it is the file's format
             warnings.filterwarnings(
                 "ignore", message=".*jit.load.* deprecated", category=FutureWarning

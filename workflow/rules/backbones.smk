@@ -32,6 +32,7 @@ else:
     rule install_backbone:
         output:
             weights=f"{OUT}/backbones/{{backbone}}/weights.pt",
+            sha256=f"{OUT}/backbones/{{backbone}}/weights.pt.sha256",
         params:
             source=config["backbone"].get("weights", ""),
             sha256=config["backbone"].get("sha256", ""),
