@@ -168,10 +168,9 @@ def test_bad_config_is_refused_with_one_clear_message(what, config, fragments):
         assert fragment in message, f"{what}: {fragment!r} missing from {message!r}"
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("what, config, fragments", BAD_INPUTS, ids=IDS)
-def test_snakemake_refuses_bad_config_before_any_job(tmp_path, repo_root, what, config, fragments):
-    config_file = tmp_path / "bad.yaml"
+def run_snakemake(repo_root: Path, tmp_path: Path, config: dict):
+    """The real Snakemake asked to run ``config`` in a fresh folder: (result, that folder)."""
+    config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
     work = tmp_path / "work"
     work.mkdir()
@@ -180,6 +179,13 @@ def test_snakemake_refuses_bad_config_before_any_job(tmp_path, repo_root, what, 
          str(repo_root / "Snakefile"), "--directory", str(work), "--configfile", str(config_file)],
         capture_output=True, text=True, timeout=120, cwd=repo_root,
     )  # fmt: skip
+    return result, work
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what, config, fragments", BAD_INPUTS, ids=IDS)
+def test_snakemake_refuses_bad_config_before_any_job(tmp_path, repo_root, what, config, fragments):
+    result, work = run_snakemake(repo_root, tmp_path, config)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "ConfigError" in output and fragments[0] in output, output[-2000:]
@@ -208,15 +214,7 @@ def test_snakemake_run_lists_every_missing_input_before_any_job(tmp_path, repo_r
         ("ood.sets", {"digits-0to5": ["odin-isun"]}),
         ("sources", {"cifar10": {"root": "/nonexistent/cifar"}}),
     )
-    config_file = tmp_path / "missing.yaml"
-    config_file.write_text(yaml.safe_dump(config))
-    work = tmp_path / "work"
-    work.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "1", "--snakefile",
-         str(repo_root / "Snakefile"), "--directory", str(work), "--configfile", str(config_file)],
-        capture_output=True, text=True, timeout=120, cwd=repo_root,
-    )  # fmt: skip
+    result, work = run_snakemake(repo_root, tmp_path, config)
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "2 local input(s) missing" in output, output[-2000:]

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from adaptivemix.models.base import register_arch
+from adaptivemix.models.staged import StagedGenerator
 
 BASE_RESOLUTION = 4
 D_SLOPE = 0.1  # LeakyReLU slope of D (Miyato et al. 2018, Table 3)
@@ -55,7 +56,7 @@ def init_normal(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class Generator(nn.Module):
+class Generator(StagedGenerator):
     def __init__(self, resolution: int, channels: int, z_dim: int, width: int):
         super().__init__()
         n_up = num_stages(resolution)
@@ -82,25 +83,8 @@ class Generator(nn.Module):
         h = torch.relu(self.stem_norm(self.stem_fc(z)))
         return h.view(z.shape[0], -1, BASE_RESOLUTION, BASE_RESOLUTION)
 
-    def synthesize_from(
-        self, h: torch.Tensor, res: int, z: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The stages above ``res`` from ``h``, then the image; ``z`` is unused here."""
-        for r in self.stage_resolutions:
-            if r > res:
-                h = self.blocks[str(r)](h)
+    def image_from(self, h: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.to_image(h))
-
-    def feature_maps(self, z: torch.Tensor) -> dict[int, torch.Tensor]:
-        h = self.stem(z)
-        maps = {BASE_RESOLUTION: h}
-        for r in self.stage_resolutions[1:]:
-            h = maps[r] = self.blocks[str(r)](h)
-        return maps
-
-    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``generator``: the run's randomness source (unused: this G is deterministic)."""
-        return self.synthesize_from(self.stem(z), BASE_RESOLUTION)
 
 
 def _conv_act(c_in: int, c_out: int, kernel: int, stride: int) -> list[nn.Module]:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from adaptivemix.models.base import register_arch
+from adaptivemix.models.staged import StagedGenerator
 
 BASE_RESOLUTION = 4
 
@@ -26,7 +27,7 @@ def _num_up_blocks(resolution: int) -> int:
     return int(n)
 
 
-class Generator(nn.Module):
+class Generator(StagedGenerator):
     def __init__(self, resolution: int, channels: int, z_dim: int, width: int):
         super().__init__()
         n_up = _num_up_blocks(resolution)
@@ -52,25 +53,8 @@ class Generator(nn.Module):
         h = self.stem_fc(z).view(z.shape[0], -1, BASE_RESOLUTION, BASE_RESOLUTION)
         return torch.relu(self.stem_norm(h))
 
-    def synthesize_from(
-        self, h: torch.Tensor, res: int, z: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The stages above ``res`` from ``h``; ``z`` styles style-based Gs (unused here)."""
-        for r in self.stage_resolutions:
-            if r > res:
-                h = self.blocks[str(r)](h)
+    def image_from(self, h: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.to_image(h))
-
-    def feature_maps(self, z: torch.Tensor) -> dict[int, torch.Tensor]:
-        maps = {BASE_RESOLUTION: self.stem(z)}
-        h = maps[BASE_RESOLUTION]
-        for r in self.stage_resolutions[1:]:
-            h = maps[r] = self.blocks[str(r)](h)
-        return maps
-
-    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``generator``: the run's randomness source (unused: this G is deterministic)."""
-        return self.synthesize_from(self.stem(z), BASE_RESOLUTION)
 
 
 class Discriminator(nn.Module):

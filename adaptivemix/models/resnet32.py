@@ -34,6 +34,7 @@ from torch import nn
 
 from adaptivemix.models.base import register_arch
 from adaptivemix.models.cnn32 import num_stages
+from adaptivemix.models.staged import StagedGenerator
 
 BASE_RESOLUTION = 4
 POOLS = ("mean", "sum")
@@ -108,7 +109,7 @@ class DownBlock(nn.Module):
         return (mean_pool(h) + mean_pool(s)) if self.down else h + s
 
 
-class Generator(nn.Module):
+class Generator(StagedGenerator):
     def __init__(self, resolution: int, channels: int, z_dim: int, width: int):
         super().__init__()
         n_up = num_stages(resolution)
@@ -125,25 +126,8 @@ class Generator(nn.Module):
     def stem(self, z: torch.Tensor) -> torch.Tensor:
         return self.stem_fc(z).view(z.shape[0], -1, BASE_RESOLUTION, BASE_RESOLUTION)
 
-    def synthesize_from(
-        self, h: torch.Tensor, res: int, z: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """The blocks above ``res`` from ``h``, then the image; ``z`` is unused here."""
-        for r in self.stage_resolutions:
-            if r > res:
-                h = self.blocks[str(r)](h)
+    def image_from(self, h: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.to_image(torch.relu(self.out_norm(h))))
-
-    def feature_maps(self, z: torch.Tensor) -> dict[int, torch.Tensor]:
-        h = self.stem(z)
-        maps = {BASE_RESOLUTION: h}
-        for r in self.stage_resolutions[1:]:
-            h = maps[r] = self.blocks[str(r)](h)
-        return maps
-
-    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``generator``: the run's randomness source (unused: this G is deterministic)."""
-        return self.synthesize_from(self.stem(z), BASE_RESOLUTION)
 
 
 class Discriminator(nn.Module):
