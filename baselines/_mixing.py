@@ -30,11 +30,13 @@ but R1's weight relative to the adversarial term is in effect doubled in ``repla
 
 Logs, the same keys on every step: ``d_adv_real``/``d_adv_fake`` (the real and fake branches
 of the adversarial loss actually optimised: for a mixed batch the means of λ·L_real and
-(1−λ)·L_fake; in ``add`` mode plain + mixed), so ``loss = d_adv_real + d_adv_fake (+ γ/2·r1)``;
+(1−λ)·L_fake; in ``add`` mode plain + mixed), so ``loss = d_adv_real + d_adv_fake (+ γ/2·r1)
+(+ λ_gp·gp)``;
 ``d_real_logit``/``d_fake_logit`` (plain means; for a replaced batch the λ- and (1−λ)-weighted
 means of the mixed logits, which reduce to the plain means when λ ∈ {0, 1}); ``mix_lambda``
 (mean λ of the mixed batch; 0.5 on a step that does not mix, the mean label of a plain batch
-of B reals at λ=1 and B fakes at λ=0); ``mix_applied`` (1.0 or 0.0); ``r1`` when γ > 0.
+of B reals at λ=1 and B fakes at λ=0); ``mix_applied`` (1.0 or 0.0); ``r1`` when γ > 0;
+``gp`` when λ_gp > 0.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from adaptivemix.errors import ConfigError
-from adaptivemix.gan.losses import AdversarialLoss, r1_penalty
+from adaptivemix.gan.losses import AdversarialLoss
 from adaptivemix.gan.methods import GanMethod, StepContext
 from adaptivemix.gan.random import sample_betas
 
@@ -184,14 +186,18 @@ class SampleMixing(GanMethod):
             return loss, {**logs, "mix_lambda": PLAIN_LAMBDA, "mix_applied": 0.0}
         if self.options.mode == "add":
             plain, logs = super().d_loss(ctx)
-            mixed, mix_logs = self.mixed_loss(ctx, with_r1=False)
+            mixed, mix_logs = self.mixed_loss(ctx, with_penalties=False)  # plain has them
             for key in ("d_adv_real", "d_adv_fake"):
                 mix_logs[key] += logs[key]  # so that loss = d_adv_real + d_adv_fake (+ R1)
             return plain + mixed, {**logs, **mix_logs, **_plain_logit_logs(logs)}
-        return self.mixed_loss(ctx, with_r1=ctx.r1_gamma > 0)
+        return self.mixed_loss(ctx, with_penalties=True)
 
-    def mixed_loss(self, ctx: StepContext, with_r1: bool) -> tuple[torch.Tensor, dict[str, float]]:
-        """The mixed-batch D loss (+ R1 on a plain pass over the reals when ``with_r1``)."""
+    def mixed_loss(
+        self, ctx: StepContext, with_penalties: bool
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The mixed-batch D loss (+ the base class's penalties when ``with_penalties``: R1 on
+        a plain pass over the reals, WGAN-GP on real/fake interpolates)."""
+        with_r1 = with_penalties and ctx.r1_gamma > 0
         real = ctx.real.detach().requires_grad_(with_r1)
         aug_real = ctx.augment(real)
         aug_fake = ctx.augment(ctx.fake.detach())
@@ -209,10 +215,13 @@ class SampleMixing(GanMethod):
             "mix_lambda": float(lam.mean()),
             "mix_applied": 1.0,
         }
-        if with_r1:
-            r1 = r1_penalty(self.discriminate(ctx.D, aug_real, "d_real", ctx).logits, real)
-            loss = loss + 0.5 * ctx.r1_gamma * r1
-            logs["r1"] = float(r1.detach())
+        if with_penalties:
+            real_logits = (
+                self.discriminate(ctx.D, aug_real, "d_real", ctx).logits if with_r1 else None
+            )
+            penalty, penalty_logs = self.penalties(ctx, real, real_logits)
+            loss = loss + penalty
+            logs.update(penalty_logs)
         return loss, logs
 
 

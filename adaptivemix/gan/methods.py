@@ -114,10 +114,11 @@ class GanMethod(Configurable):
         return loss, logs
 
     def penalties(
-        self, ctx: StepContext, real: torch.Tensor, real_logits: torch.Tensor
+        self, ctx: StepContext, real: torch.Tensor, real_logits: torch.Tensor | None
     ) -> tuple[torch.Tensor | float, dict[str, float]]:
-        """R1 (γ/2·‖∇_x D(x)‖², when ``ctx.r1_gamma`` > 0; ``real`` requires grad then) and
-        WGAN-GP (λ·(‖∇D(x̂)‖ − 1)², when ``ctx.gp_lambda`` > 0) for the D loss."""
+        """R1 (γ/2·‖∇_x D(x)‖², when ``ctx.r1_gamma`` > 0; ``real`` requires grad and
+        ``real_logits`` are D's on it then) and WGAN-GP (λ·(‖∇D(x̂)‖ − 1)², when
+        ``ctx.gp_lambda`` > 0) for the D loss. Methods with their own ``d_loss`` call it too."""
         loss: torch.Tensor | float = 0.0
         logs: dict[str, float] = {}
         if ctx.r1_gamma > 0:
