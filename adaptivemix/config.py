@@ -106,8 +106,9 @@ def check_registered_names(config: dict) -> None:
         for i, name in enumerate(exp["datasets"]):
             DATASETS.get(name, f"{where}[{i}]")
         ADV_LOSSES.get(exp["adv_loss"], f"{exp['key']}.adv_loss")
-        check_variants(exp)
-        check_training_knobs(exp, config["device"])
+        G, D = meta_networks(exp)
+        check_variants(exp, G, D)
+        check_training_knobs(exp, config["device"], G)
     check_unique_runs(experiments)
     check_classify(config)
     check_ood(config)
@@ -181,20 +182,32 @@ def dataset_resolution(config: dict, dataset: str) -> int:
     return config["data"]["resolution"]
 
 
-def check_variants(gan: dict) -> None:
+def _settings_key(gan: dict) -> str:
+    """Where an experiment's gan keys are set: ``gan``, or its ``settings``."""
+    key = gan.get("key", "gan")
+    return "gan" if key == "gan" else f"{key}.settings"
+
+
+def meta_networks(gan: dict):
+    """The experiment's (G, D) on the meta device: structure only, for the checks below."""
+    from adaptivemix.models import ARCHS, build_models_on_meta
+
+    key = gan.get("key", "gan")
+    ARCHS.get(gan["arch"], "gan.arch" if key == "gan" else f"{key}.arch")
+    options_key = f"{_settings_key(gan)}.arch_options"
+    return build_models_on_meta(gan["arch"], gan["resolution"], gan, key=options_key)
+
+
+def check_variants(gan: dict, G, D) -> None:
     """Every variant name parses, every option set parses, every method fits the networks."""
     from adaptivemix.gan.methods import IncompatibleError
     from adaptivemix.gan.variants import build_variant, registered_parts
-    from adaptivemix.models import ARCHS, build_models_on_meta
 
     key = gan.get("key", "gan")
     for name, options in gan["method_options"].items():
         if name not in registered_parts():
             expected = f"a method or augmentation name: {registered_parts()}"
             raise ConfigError(f"{key}.method_options.{name}", options, expected)
-    options_key = "gan.arch_options" if key == "gan" else f"{key}.settings.arch_options"
-    ARCHS.get(gan["arch"], "gan.arch" if key == "gan" else f"{key}.arch")
-    G, D = build_models_on_meta(gan["arch"], gan["resolution"], gan, key=options_key)
     for i, name in enumerate(gan["methods"]):
         method, _ = build_variant(name, gan["method_options"], f"{key}.methods[{i}]")
         try:
@@ -204,17 +217,14 @@ def check_variants(gan: dict) -> None:
             raise ConfigError(f"{key}.methods[{i}]", name, expected) from None
 
 
-def check_training_knobs(gan: dict, device: str) -> None:
+def check_training_knobs(gan: dict, device: str, G) -> None:
     """Mixed precision needs CUDA; path-length regularisation needs a G with a w-space."""
     from adaptivemix.gan.methods import IncompatibleError
     from adaptivemix.gan.regularizers import check_regularizers
-    from adaptivemix.models import build_models_on_meta
+    from adaptivemix.gan.trainer import check_precision
 
-    key = gan.get("key", "gan")
-    where = "gan" if key == "gan" else f"{key}.settings"
-    if gan["amp"] and not device.startswith("cuda"):
-        raise ConfigError(f"{where}.amp", True, f"false on device '{device}' (AMP needs CUDA)")
-    G, _ = build_models_on_meta(gan["arch"], gan["resolution"], gan, key=f"{where}.arch_options")
+    where = _settings_key(gan)
+    check_precision(gan["amp"], device, f"{where}.amp")
     try:
         check_regularizers(G, gan)
     except IncompatibleError as err:

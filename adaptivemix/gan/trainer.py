@@ -88,12 +88,13 @@ def ema_decay(cfg: GanRunConfig) -> float:
     return 0.5 ** (cfg.batch_size / (cfg.ema_kimg * 1000.0)) if cfg.ema_kimg > 0 else 0.0
 
 
-def check_precision(cfg: GanRunConfig) -> None:
-    if cfg.amp and not str(cfg.device).startswith("cuda"):
+def check_precision(amp: bool, device: str, key: str = "gan.amp") -> None:
+    """Mixed precision is implemented for CUDA only (checked again at run time: a job may
+    be started without the workflow's config check)."""
+    if amp and not str(device).startswith("cuda"):
         raise ConfigError(
-            "gan.amp", cfg.amp,
-            f"false on device '{cfg.device}' (mixed precision is implemented for CUDA only)",
-        )  # fmt: skip
+            key, amp, f"false on device '{device}' (mixed precision is implemented for CUDA only)"
+        )
 
 
 def precision(cfg: GanRunConfig) -> tuple[torch.dtype | None, dict | None]:
@@ -119,7 +120,7 @@ def build_state(
 
     Adam's lr and betas of a lazily regularised network are adjusted by k/(k+1) (StyleGAN2).
     """
-    check_precision(cfg)
+    check_precision(cfg.amp, cfg.device)
     G, D = build_models(
         cfg.arch, cfg.resolution, channels, cfg.z_dim, cfg.g_width, cfg.d_width, cfg.seed,
         cfg.arch_options,
