@@ -32,7 +32,6 @@ uint8; ``test`` is the official 10,000-image test batch, kept for test-split met
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from adaptivemix.data.base import SPLITS, ImageDataset, register_dataset
 from adaptivemix.data.cifar import CIFAR10, CIFAR10_CLASSES, IMAGE_SIZE, read_cifar
 from adaptivemix.data.images import (
     FOLDER_HASH_RULE,
+    files_sha256,
     indices_sha256,
     labels_for,
     open_source,
@@ -197,11 +197,8 @@ def cifar_sha256(root: Path) -> tuple[str, str, str]:
     archive (the folder's files hashed by the rule of ``images.FOLDER_HASH_RULE``)."""
     folder = root / CIFAR10.folder
     if all((folder / f).is_file() for f in CIFAR10.files):
-        digest = hashlib.sha256()
-        for name in sorted(CIFAR10.files):
-            data = (folder / name).read_bytes()
-            digest.update(name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
-        return "folder", CIFAR10.folder, digest.hexdigest()
+        files = ((name, (folder / name).read_bytes()) for name in sorted(CIFAR10.files))
+        return "folder", CIFAR10.folder, files_sha256(files)
     return "tar.gz", CIFAR10.archive, sha256_file(root / CIFAR10.archive)
 
 

@@ -32,6 +32,7 @@ import os
 import re
 import zipfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +41,7 @@ import torch
 from PIL import Image
 
 from adaptivemix.errors import ConfigError
-from adaptivemix.provenance import sha256_file
+from adaptivemix.provenance import sha256_bytes, sha256_file
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 LABELS_FILE = "dataset.json"
@@ -108,12 +109,17 @@ class ImageSource:
         """The checksum recorded in the provenance (see the module docstring)."""
         if self.kind == "zip":
             return sha256_file(self.path)
-        digest = hashlib.sha256()
         files = sorted([*self.names, *([LABELS_FILE] if self.has_labels_file else [])])
-        for name, data in self.read_many(files):
-            digest.update(name.encode("utf-8") + b"\0" + len(data).to_bytes(8, "big"))
-            digest.update(data)
-        return digest.hexdigest()
+        return files_sha256(self.read_many(files))
+
+
+def files_sha256(files: Iterable[tuple[str, bytes]]) -> str:
+    """sha256 of (name, bytes) pairs, given in sorted name order, by :data:`FOLDER_HASH_RULE`."""
+    digest = hashlib.sha256()
+    for name, data in files:
+        digest.update(name.encode("utf-8") + b"\0" + len(data).to_bytes(8, "big"))
+        digest.update(data)
+    return digest.hexdigest()
 
 
 def open_zip(path: Path, key: str) -> ImageSource:
@@ -246,4 +252,4 @@ def subset_indices(n: int, size: int, seed: int) -> torch.Tensor:
 
 def indices_sha256(indices: torch.Tensor) -> str:
     """sha256 of the indices as 8-byte little-endian integers."""
-    return hashlib.sha256(indices.numpy().astype("<i8").tobytes()).hexdigest()
+    return sha256_bytes(indices.numpy().astype("<i8").tobytes())
