@@ -102,8 +102,9 @@ def cmd_evaluate_gan(args) -> None:
     from adaptivemix.gan.run import run_evaluation
 
     run_evaluation(
-        args.run_dir, args.backbone, args.weights, args.reference, args.n_gen, args.device
-    )
+        args.run_dir, args.backbone, args.weights, args.reference, args.n_gen, args.device,
+        args.pr_k,
+    )  # fmt: skip
 
 
 def cmd_aggregate(args) -> None:
@@ -177,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train_gan)
     p = sub.add_parser("evaluate-gan")
     _args(p, "--run-dir", "--backbone", "--weights", "--reference", "--device", n_gen=int)
+    p.add_argument("--pr-k", type=int, default=0, help="precision/recall neighbours; 0: off")
     p.set_defaults(func=cmd_evaluate_gan)
     p = sub.add_parser("aggregate")
     p.add_argument("--metrics", nargs="+", required=True)

@@ -83,6 +83,7 @@ def test_shrunken_paper_gan_matrix_runs_end_to_end(repo_root, tmp_path):
             )
             assert record["status"] == "ok" and record["protocol"]["backbone"] == "inception-clean"
             assert record["metrics"]["fid"] >= 0 and record["steps"] > 0
+            assert 0 <= record["metrics"]["precision"] <= 1 and record["protocol"]["pr_k"] == 3
     logs = {
         arch: [
             json.loads(line)

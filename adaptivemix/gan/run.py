@@ -17,6 +17,7 @@ from adaptivemix.metrics.fid import (
     evaluate_generator,
     protocol,
 )  # fmt: skip
+from adaptivemix.metrics.precision_recall import DEFAULT_K
 from adaptivemix.run_record import write_run_record
 
 #: In-training evaluations use their own noise, so they never disturb the training stream.
@@ -43,12 +44,14 @@ def run_training(
 
 
 def run_evaluation(
-    run_dir: Path, backbone: str, weights: Path, reference: Path, n_gen: int, device: str
-) -> dict:
+    run_dir: Path, backbone: str, weights: Path, reference: Path, n_gen: int, device: str,
+    pr_k: int = 0,
+) -> dict:  # fmt: skip
     """Final metrics of a finished run's EMA generator -> ``metrics.json`` beside it.
 
     FID/KID always; with a classifier backbone also ``modes`` and ``kl_modes`` of the same
-    ``n_gen`` images (and ``n_modes`` in the protocol). A diverged run gets nulls.
+    ``n_gen`` images (and ``n_modes`` in the protocol); with ``pr_k`` > 0 also precision and
+    recall with ``pr_k`` neighbours (and ``pr_k`` in the protocol). A diverged run gets nulls.
     """
     run_dir = Path(run_dir)
     summary = read_json(run_dir / TRAIN_SUMMARY_FILE)
@@ -58,12 +61,14 @@ def run_evaluation(
     with_modes = feature_net.num_classes is not None
     if summary["status"] == "ok":
         values = evaluate_generator(
-            G, cfg.z_dim, feature_net, ref, n_gen, cfg.seed, device, with_modes=with_modes
-        )
+            G, cfg.z_dim, feature_net, ref, n_gen, cfg.seed, device, with_modes=with_modes,
+            with_pr=pr_k > 0, pr_k=pr_k or DEFAULT_K,
+        )  # fmt: skip
     else:
         names = ("fid", "kid", *(("modes", "kl_modes") if with_modes else ()))
+        names += ("precision", "recall") if pr_k > 0 else ()
         values = dict.fromkeys(names, math.nan)
-    proto = protocol(feature_net, ref, n_gen)
+    proto = protocol(feature_net, ref, n_gen, pr_k=pr_k or None)
     head = {
         "task": "gan",
         "dataset": cfg.dataset,

@@ -11,6 +11,7 @@ rule evaluate_gan:
         backbone=BACKBONE,
         run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
         n_gen=config["evaluate"]["n_gen"],
+        pr_k=config["evaluate"]["pr_k"],
         device=config["device"],
     log:
         f"{OUT}/logs/evaluate_gan/{RUN}.log",
@@ -24,4 +25,4 @@ rule evaluate_gan:
     shell:
         CLI + " --threads {threads} evaluate-gan --run-dir {params.run_dir}"
         " --backbone {params.backbone} --weights {input.weights} --reference {input.reference}"
-        " --n-gen {params.n_gen} --device {params.device} > {log} 2>&1"
+        " --n-gen {params.n_gen} --pr-k {params.pr_k} --device {params.device} > {log} 2>&1"
