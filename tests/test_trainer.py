@@ -12,7 +12,7 @@ from adaptivemix.io import load_torch, read_json, read_jsonl
 from tests.helpers import tiny_run_config
 
 
-def pixel_stats(G) -> dict[str, float]:
+def pixel_stats(G, D) -> dict[str, float]:
     """A cheap stand-in metric for the evaluate hook: moments of 32 fixed samples."""
     gen = torch.Generator().manual_seed(99)
     with torch.no_grad():

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
+
+import numpy as np
 
 from adaptivemix.config import GanRunConfig
 from adaptivemix.data import load_prepared
 from adaptivemix.gan.methods import RunEnv
 from adaptivemix.gan.outputs import GENERATOR_FILE, TRAIN_SUMMARY_FILE, load_generator
 from adaptivemix.gan.trainer import train_gan
-from adaptivemix.io import read_json
+from adaptivemix.io import atomic_write, read_json
 from adaptivemix.metrics.backbones import BACKBONES
 from adaptivemix.metrics.fid import (
     ReferenceStats,
@@ -18,10 +21,33 @@ from adaptivemix.metrics.fid import (
     protocol,
 )  # fmt: skip
 from adaptivemix.metrics.precision_recall import DEFAULT_K
+from adaptivemix.metrics.shrinkage import FeatureProbe
 from adaptivemix.run_record import write_run_record
 
 #: In-training evaluations use their own noise, so they never disturb the training stream.
 EVAL_SEED_OFFSET = 1_000_003
+#: The final D's features of the probe's reals and fakes, and their scalars (run folder).
+D_FEATURES_FILE = "d_features.npz"
+
+
+def save_d_features(path: Path, scalars: dict, features: dict, probe: dict) -> Path:
+    """Write the probe's ``real``/``fake`` features (float32) and every scalar atomically;
+    scalars and the probe description are stored as 0-d float64 arrays."""
+    arrays = {name: np.asarray(value, np.float32) for name, value in features.items()}
+    arrays |= {name: np.float64(value) for name, value in {**scalars, **probe}.items()}
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def load_feature_spread(run_dir: Path) -> float | None:
+    """The final ``feature_spread`` of a run, or None for a run without the file (older runs
+    measured no features: the metric is then left out, as other unmeasured metrics are)."""
+    path = Path(run_dir) / D_FEATURES_FILE
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        return float(data["feature_spread"])
 
 
 def run_training(
@@ -32,15 +58,23 @@ def run_training(
     feature_net = BACKBONES.get(backbone, "backbone.name")(weights, cfg.device)
     ref = ReferenceStats.load(reference)
     eval_seed = cfg.seed + EVAL_SEED_OFFSET
+    probe = FeatureProbe(dataset.images["train"], cfg.z_dim, eval_seed, device=cfg.device)
 
-    def evaluate(G) -> dict:
+    def evaluate(G, D) -> dict:
         # FID only: the curves need it, and KID's subset sums would dominate short runs.
-        return evaluate_generator(
+        values = evaluate_generator(
             G, cfg.z_dim, feature_net, ref, cfg.eval_samples, eval_seed, cfg.device, with_kid=False
         )
+        return values | probe.measure(D, G)[0]
+
+    def on_finish(G, D) -> None:
+        scalars, features = probe.measure(D, G)
+        save_d_features(Path(run_dir) / D_FEATURES_FILE, scalars, features, probe.describe())
 
     env = RunEnv(device=cfg.device, feature_backbone=feature_net)
-    return train_gan(cfg, dataset, run_dir, state_dir, evaluate=evaluate, env=env)
+    return train_gan(
+        cfg, dataset, run_dir, state_dir, evaluate=evaluate, env=env, on_finish=on_finish
+    )
 
 
 def run_evaluation(
@@ -51,7 +85,9 @@ def run_evaluation(
 
     FID/KID always; with a classifier backbone also ``modes`` and ``kl_modes`` of the same
     ``n_gen`` images (and ``n_modes`` in the protocol); with ``pr_k`` > 0 also precision and
-    recall with ``pr_k`` neighbours (and ``pr_k`` in the protocol). A diverged run gets nulls.
+    recall with ``pr_k`` neighbours (and ``pr_k`` in the protocol); ``feature_spread`` of
+    the final D (from ``d_features.npz``, left out when a run has none). A diverged run
+    gets nulls.
     """
     run_dir = Path(run_dir)
     summary = read_json(run_dir / TRAIN_SUMMARY_FILE)
@@ -68,6 +104,9 @@ def run_evaluation(
         names = ("fid", "kid", *(("modes", "kl_modes") if with_modes else ()))
         names += ("precision", "recall") if pr_k > 0 else ()
         values = dict.fromkeys(names, math.nan)
+    spread = load_feature_spread(run_dir)
+    if spread is not None:
+        values["feature_spread"] = spread if summary["status"] == "ok" else math.nan
     proto = protocol(feature_net, ref, n_gen, pr_k=pr_k or None)
     head = {
         "task": "gan",

@@ -9,13 +9,15 @@ mixed precision (``amp``, CUDA only) and ``channels_last``; WGAN-GP's ``gp_lambd
 n_critic (``d_steps``). See :mod:`adaptivemix.gan.regularizers` for our reading of them.
 
 Every ``log_every`` steps a JSON line is appended to the live log, every ``eval_every``
-steps the EMA generator is evaluated (FID/KID) by the ``evaluate`` callable, and every
-``checkpoint_every`` steps the full state is saved atomically. A non-finite loss stops the
-run cleanly with ``status: diverged``. SIGTERM saves a checkpoint at the end of the step in
-progress and raises :class:`Preempted`; torchrun launches train data-parallel (both in
-:mod:`adaptivemix.gan.distributed`).
+steps the ``evaluate`` callable measures the EMA generator and the discriminator
+(``evaluate(G_ema, D)``: FID, D's feature spread...), and every ``checkpoint_every`` steps
+the full state is saved atomically. After training (also when a resumed run had no step
+left), rank 0 hands the final networks to ``on_finish(G_ema, D)`` before the outputs are
+written. A non-finite loss stops the run cleanly with ``status: diverged``. SIGTERM saves a
+checkpoint at the end of the step in progress and raises :class:`Preempted`; torchrun
+launches train data-parallel (both in :mod:`adaptivemix.gan.distributed`).
 
-    summary = train_gan(cfg, dataset, run_dir, state_dir, evaluate=my_fid)
+    summary = train_gan(cfg, dataset, run_dir, state_dir, evaluate=my_metrics)
 """
 
 from __future__ import annotations
@@ -59,7 +61,11 @@ from adaptivemix.models import build_models
 
 __all__ = ["Preempted", "TrainState", "build_state", "train_gan", "train_step"]
 
-Evaluate = Callable[[torch.nn.Module], dict[str, float]]
+#: ``evaluate(G_ema, D) -> {name: value}``: the values join the evaluation step's log row.
+Evaluate = Callable[[torch.nn.Module, torch.nn.Module], dict[str, float]]
+#: ``on_finish(G_ema, D)``: called once on rank 0 with the final networks (e.g. to save
+#: what D's features look like at the end).
+Finish = Callable[[torch.nn.Module, torch.nn.Module], None]
 
 
 @dataclass
@@ -272,17 +278,22 @@ def train_gan(
     evaluate: Evaluate | None = None,
     callbacks: Sequence[Callable[[int], None]] = (),
     env: RunEnv | None = None,
+    on_finish: Finish | None = None,
 ) -> dict:
     """Train (resuming from ``state_dir`` if possible) and write the run's outputs.
 
-    Under torchrun every rank calls this; rank 0 alone writes. Raises :class:`Preempted`
-    after checkpointing when SIGTERM arrives (outputs are then not written).
+    Under torchrun every rank calls this; rank 0 alone writes, evaluates and calls
+    ``on_finish`` (after the loop, diverged or not, before the outputs are written).
+    Raises :class:`Preempted` after checkpointing when SIGTERM arrives (outputs are then
+    not written and ``on_finish`` is not called).
     """
+    hooks = (evaluate, callbacks, on_finish)
     with distributed.session(cfg.device) as dist:
-        return _train(cfg, dataset, Path(run_dir), Path(state_dir), evaluate, callbacks, env, dist)
+        return _train(cfg, dataset, Path(run_dir), Path(state_dir), hooks, env, dist)
 
 
-def _train(cfg, dataset, run_dir, state_dir, evaluate, callbacks, env, dist) -> dict:
+def _train(cfg, dataset, run_dir, state_dir, hooks, env, dist) -> dict:
+    evaluate, callbacks, on_finish = hooks
     method, augment = build_variant(cfg.method, cfg.method_options)
     adv = build_adv_loss(cfg.adv_loss)
     state = build_state(cfg, method, dataset.channels, augment, env, dist)
@@ -307,6 +318,8 @@ def _train(cfg, dataset, run_dir, state_dir, evaluate, callbacks, env, dist) -> 
         "method_details": {"method": method.describe(), "augment": augment.describe()},
     }
     if dist.is_main:
+        if on_finish is not None:
+            on_finish(state.G_ema, state.D)
         write_run_outputs(run_dir, state.G_ema, cfg, summary, dataset.channels)
         shutil.copyfile(state_dir / LIVE_LOG, run_dir / "log.jsonl")
     dist.barrier()
@@ -360,7 +373,7 @@ def _log_row(state, cfg, logs, evaluate) -> dict | None:
     row = {"step": step, "kimg": step * cfg.batch_size / 1000.0, **_mean_logs(state, logs, cfg)}
     row["time_s"] = round(state.elapsed_s, 3)
     if is_eval and state.dist.is_main:
-        row.update(evaluate(state.G_ema))
+        row.update(evaluate(state.G_ema, state.D))
     return row
 
 

@@ -2,6 +2,7 @@ rule evaluate_gan:
     input:
         generator=f"{OUT}/runs/{RUN}/G_ema.pt",
         summary=f"{OUT}/runs/{RUN}/train.json",
+        d_features=f"{OUT}/runs/{RUN}/d_features.npz",
         weights=f"{OUT}/backbones/{BACKBONE}/weights.pt",
         reference=f"{OUT}/reference/{{dataset}}/{REF_SPLIT}/{BACKBONE}.npz",
     output:

@@ -10,6 +10,7 @@ rule train_gan:
         samples=f"{OUT}/runs/{RUN}/samples.png",
         log_jsonl=f"{OUT}/runs/{RUN}/log.jsonl",
         summary=f"{OUT}/runs/{RUN}/train.json",
+        d_features=f"{OUT}/runs/{RUN}/d_features.npz",
     params:
         backbone=BACKBONE,
         spec=run_spec,

@@ -1,0 +1,112 @@
+"""Figures of D's feature-space shrinkage: 2-D projections of the final D's features.
+
+Each run that trained with the feature probe leaves ``d_features.npz`` (the final D's
+features of a fixed set of real training images and of G's samples, see
+:mod:`adaptivemix.metrics.shrinkage`). :func:`projection_figure` shows one panel per
+method: the real and fake features projected onto their first two principal components.
+Every D has its own feature space, so each panel gets its own PCA, fitted on that panel's
+real and fake features together. The curve of ``feature_spread`` over training needs no
+code here: :func:`adaptivemix.report.figures.plot_metric_curves` draws it from the logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from adaptivemix.gan.run import D_FEATURES_FILE
+from adaptivemix.io import atomic_write
+from adaptivemix.report.figures import save_figure
+
+__all__ = ["load_features", "pca_2d", "projection_figure"]
+
+PANEL_SIZE = 3.4  # inches per panel side
+MAX_COLUMNS = 4
+
+
+def pca_2d(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` (n, d) projected onto their first two principal components (n, 2).
+
+    Centred, then the top right singular vectors of the centred matrix (numpy SVD, float64);
+    each component's sign is fixed so that its largest-magnitude loading is positive, which
+    makes the picture independent of the SVD's arbitrary signs. Fewer than two feature
+    dimensions pad with zeros.
+    """
+    x = np.asarray(x, np.float64).reshape(len(x), -1)
+    if x.shape[0] < 2:
+        raise ValueError(f"PCA needs at least 2 samples, got {x.shape[0]}")
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    vt = vt[:2]
+    signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
+    coords = centred @ (vt * signs[:, None]).T
+    return np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+
+
+def load_features(run_dir: Path | str) -> tuple[np.ndarray, np.ndarray, float]:
+    """(real, fake, feature_spread) of a run's ``d_features.npz``."""
+    path = Path(run_dir) / D_FEATURES_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no D features (was the run trained with the probe?)")
+    with np.load(path) as data:
+        return data["real"], data["fake"], float(data["feature_spread"])
+
+
+def _panel_rows(name: str, real: np.ndarray, fake: np.ndarray) -> pd.DataFrame:
+    coords = pca_2d(np.concatenate([real, fake]))
+    kind = ["real"] * len(real) + ["fake"] * len(fake)
+    index = [*range(len(real)), *range(len(fake))]
+    return pd.DataFrame(
+        {"panel": name, "kind": kind, "index": index, "pc1": coords[:, 0], "pc2": coords[:, 1]}
+    )
+
+
+def _draw(ax: plt.Axes, rows: pd.DataFrame, title: str) -> None:
+    for kind, color in (("fake", "tab:red"), ("real", "tab:blue")):
+        sub = rows[rows["kind"] == kind]
+        ax.scatter(sub["pc1"], sub["pc2"], s=4, alpha=0.5, color=color, lw=0, label=kind)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlabel("PC 1", fontsize=8)
+    ax.set_ylabel("PC 2", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, markerscale=3)
+
+
+def projection_figure(run_dirs: Mapping[str, Path | str], out_png: Path | str, title: str) -> Path:
+    """One panel per entry of ``run_dirs`` (panel name -> run folder, e.g. each method's
+    lowest seed; the caller picks the runs): the final D's real and fake features on the
+    panel's own first two principal components, titled with the name and feature_spread.
+
+    Writes the PNG, a PDF beside it and a CSV of the drawn coordinates (panel, kind,
+    index within its kind, pc1, pc2). Returns the PNG path.
+    """
+    if not run_dirs:
+        raise ValueError("projection_figure: no runs given")
+    panels = []
+    for name, run_dir in run_dirs.items():
+        real, fake, spread = load_features(run_dir)
+        panels.append((f"{name}\nfeature_spread = {spread:.3g}", _panel_rows(name, real, fake)))
+    cols = min(len(panels), MAX_COLUMNS)
+    n_rows = -(-len(panels) // cols)
+    size = (PANEL_SIZE * cols, PANEL_SIZE * n_rows + 0.4)
+    fig, axes = plt.subplots(n_rows, cols, figsize=size, squeeze=False, layout="constrained")
+    try:
+        for ax in axes.flat[len(panels) :]:
+            ax.axis("off")
+        for ax, (panel_title, rows) in zip(axes.flat, panels, strict=False):
+            _draw(ax, rows, panel_title)
+        fig.suptitle(title)
+        png = save_figure(fig, Path(out_png).with_suffix(".png"))
+    finally:
+        plt.close(fig)
+    table = pd.concat([rows for _, rows in panels], ignore_index=True)
+    data = table.to_csv(index=False).encode()
+    atomic_write(png.with_suffix(".csv"), lambda f: f.write(data))
+    return png
