@@ -123,8 +123,10 @@ def test_mean_std_ci_by_hand() -> None:
     assert s["n"] == 3
     assert s["mean"] == pytest.approx(2.0)
     assert s["std"] == pytest.approx(1.0)
-    assert s["ci_low"] == pytest.approx(2.0 - half, rel=1e-9)
-    assert s["ci_high"] == pytest.approx(2.0 + half, rel=1e-9)
+    assert s["t_ci_low"] == pytest.approx(2.0 - half, rel=1e-9)
+    assert s["t_ci_high"] == pytest.approx(2.0 + half, rel=1e-9)
+    # bootstrap: "all three resampled = the min" has mass 1/27 > 2.5%, so [min, max]
+    assert (s["ci_low"], s["ci_high"]) == (1.0, 3.0)
 
 
 def test_mean_std_ci_other_confidence() -> None:
@@ -132,7 +134,9 @@ def test_mean_std_ci_other_confidence() -> None:
     std = math.sqrt(5.0 / 3.0)  # squared deviations 2.25+0.25+0.25+2.25 = 5, over n-1 = 3
     half = T_950_DF3 * std / 2.0
     assert s["std"] == pytest.approx(std)
-    assert (s["ci_low"], s["ci_high"]) == pytest.approx((2.5 - half, 2.5 + half), rel=1e-9)
+    assert (s["t_ci_low"], s["t_ci_high"]) == pytest.approx((2.5 - half, 2.5 + half), rel=1e-9)
+    # bootstrap, 256 resamples: means <= 1.25 have mass 5/256 < 5%, <= 1.5 mass 15/256 > 5%
+    assert (s["ci_low"], s["ci_high"]) == (1.5, 3.5)
 
 
 def test_mean_std_ci_small_and_nan() -> None:
@@ -152,8 +156,8 @@ def test_mean_std_ci_coverage() -> None:
     samples = rng.standard_normal((2000, 5))
     covered = 0
     for row in samples:
-        s = mean_std_ci(row)
-        covered += s["ci_low"] <= 0.0 <= s["ci_high"]
+        s = mean_std_ci(row, n_boot=100)  # the t interval: nominal coverage at n = 5
+        covered += s["t_ci_low"] <= 0.0 <= s["t_ci_high"]
     assert 0.93 <= covered / 2000 <= 0.97
 
 
@@ -218,14 +222,18 @@ def test_summary_table_by_hand(two_methods: list[Path]) -> None:
     assert (base["fid_mean"], base["fid_std"]) == pytest.approx((12.0, 2.0))
     assert (base["kid_mean"], base["kid_std"]) == pytest.approx((0.02, 0.01))
     half = T_975_DF2 * 2.0 / math.sqrt(3)
-    assert (base["fid_ci_low"], base["fid_ci_high"]) == pytest.approx((12 - half, 12 + half))
+    assert (base["fid_t_ci_low"], base["fid_t_ci_high"]) == pytest.approx((12 - half, 12 + half))
+    assert (base["fid_ci_low"], base["fid_ci_high"]) == (10.0, 14.0)  # bootstrap of 3: min..max
     assert (base["n_seeds"], base["n_diverged"]) == (3, 0)
     amix = table.iloc[1]
     # The diverged seed's FID 250 / KID 0.5 must not enter: mean of 8 and 9 only.
     assert (amix["fid_mean"], amix["fid_std"]) == pytest.approx((8.5, math.sqrt(0.5)))
     assert (amix["kid_mean"], amix["kid_std"]) == pytest.approx((0.006, math.sqrt(2e-6)))
     half = T_975_DF1 * math.sqrt(0.5) / math.sqrt(2)
-    assert (amix["fid_ci_low"], amix["fid_ci_high"]) == pytest.approx((8.5 - half, 8.5 + half))
+    amix_t = (amix["fid_t_ci_low"], amix["fid_t_ci_high"])
+    assert amix_t == pytest.approx((8.5 - half, 8.5 + half))
+    # bootstrap of 8, 9: means 8 (1/4), 8.5 (1/2), 9 (1/4) -> [8, 9]
+    assert (amix["fid_ci_low"], amix["fid_ci_high"]) == (8.0, 9.0)
     assert (amix["n_seeds"], amix["n_diverged"]) == (2, 1)
     assert base["protocol"] == "digits-cnn/native, 1257 gen vs 1257 train"
 
@@ -241,12 +249,12 @@ def test_summary_table_method_order(two_methods: list[Path]) -> None:
 def test_markdown_and_csv(two_methods: list[Path], tmp_path: Path) -> None:
     table = summary_table(collect_runs(two_methods))
     md = format_markdown(table)
-    # 12 ± 4.302653 * 2 / sqrt(3) = 12 ± 4.968 -> [7.03, 16.97]
-    assert "12.00 ± 2.00 [7.03, 16.97]" in md
+    # bootstrap CI of 10, 12, 14: [min, max] (see test_mean_std_ci_by_hand)
+    assert "12.00 ± 2.00 [10.00, 14.00]" in md
     assert "0.0200 ± 0.0100" in md
     assert "95% CI" in md
     paths = write_table(table, tmp_path / "out" / "gan_digits")
-    assert [p.name for p in paths] == ["gan_digits.csv", "gan_digits.md"]
+    assert [p.name for p in paths] == ["gan_digits.csv", "gan_digits.md", "gan_digits.tex"]
     back = pd.read_csv(paths[0])
     assert back.loc[1, "fid_std"] == math.sqrt(0.5)  # full precision survives the CSV
     assert paths[1].read_text() == md + "\n"
@@ -272,7 +280,7 @@ def test_aggregate_gan_end_to_end(two_methods: list[Path], tmp_path: Path) -> No
     tables, figures = tmp_path / "tables", tmp_path / "figures"
     written = aggregate_gan([*two_methods, *extra], tables, figures, ["adaptivemix", "baseline"])
     names = ("digits", "letters", "summary")
-    expected_tables = {f"gan_{d}.{x}" for d in names for x in ("csv", "md")}
+    expected_tables = {f"gan_{d}.{x}" for d in names for x in ("csv", "md", "tex")}
     expected_figures = {
         f"{name}_{d}.{x}"
         for d in ("digits", "letters")
@@ -371,15 +379,18 @@ def test_mode_columns_by_hand(stacked_runs) -> None:
     assert (base["modes_mean"], base["modes_std"]) == pytest.approx((960.0, 10.0))
     assert (base["kl_modes_mean"], base["kl_modes_std"]) == pytest.approx((0.2, 0.1))
     half = T_975_DF2 * 10.0 / math.sqrt(3)  # 24.841
-    assert (base["modes_ci_low"], base["modes_ci_high"]) == pytest.approx((960 - half, 960 + half))
+    base_t = (base["modes_t_ci_low"], base["modes_t_ci_high"])
+    assert base_t == pytest.approx((960 - half, 960 + half))
+    assert (base["modes_ci_low"], base["modes_ci_high"]) == (950.0, 970.0)  # bootstrap: min..max
     amix = table.set_index("method").loc["adaptivemix"]
     assert (amix["modes_mean"], amix["n_seeds"], amix["n_diverged"]) == (991.0, 2, 1)
     assert amix["modes_std"] == pytest.approx(math.sqrt(2.0))  # (1 + 1) / (2 - 1)
     assert base["protocol"] == "digits-cnn/native, 1257 gen vs 1257 train, 1000 modes"
     md = format_markdown(table)
-    assert "modes (mean ± std [95% CI])" in md and "kl_modes (mean ± std [95% CI])" in md
-    assert "960.0 ± 10.0 [935.2, 984.8]" in md  # 1 decimal for modes
-    assert "0.200 ± 0.100 [-0.048, 0.448]" in md  # 3 decimals for kl_modes: 0.2 ± 0.248
+    assert "modes (mean ± std [bootstrap 95% CI])" in md
+    assert "kl_modes (mean ± std [bootstrap 95% CI])" in md
+    assert "960.0 ± 10.0 [950.0, 970.0]" in md  # 1 decimal for modes
+    assert "0.200 ± 0.100 [0.100, 0.300]" in md  # 3 decimals for kl_modes; CI = min..max
 
 
 def test_datasets_without_mode_metrics_keep_fid_and_kid(two_methods, stacked_runs) -> None:

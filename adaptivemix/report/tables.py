@@ -1,7 +1,10 @@
-"""Per-method summary tables (mean, std and CI over seeds) as CSV and Markdown.
+"""Per-method summary tables (mean, std and CI over seeds) as CSV, Markdown and LaTeX.
 
-The CSV keeps full precision for downstream analysis; the Markdown is for reading, with a
-fixed number of decimals per metric so columns line up and no spurious digits are shown.
+The CSV keeps full precision for downstream analysis (with both the bootstrap CI,
+``<m>_ci_low/_ci_high``, and the Student-t CI, ``<m>_t_ci_low/_t_ci_high``); Markdown and
+LaTeX are for reading, with a fixed number of decimals per metric so columns line up and no
+spurious digits are shown. Their cells show the bootstrap CI (see
+:mod:`adaptivemix.report.stats` on how little it says with 3 seeds).
 """
 
 from __future__ import annotations
@@ -12,18 +15,29 @@ from pathlib import Path
 
 import pandas as pd
 
-from adaptivemix.io import atomic_write
 from adaptivemix.report.stats import mean_std_ci
+from adaptivemix.report.writers import write_frame
 
 GROUP_COLS = ("task", "dataset", "arch", "method")
-STAT_FIELDS = ("mean", "std", "ci_low", "ci_high")
+STAT_FIELDS = ("mean", "std", "ci_low", "ci_high")  # what a shown cell uses
+CSV_FIELDS = (*STAT_FIELDS, "t_ci_low", "t_ci_high")  # every field kept in the CSV
 CORE_METRICS = ("fid", "kid")  # every GAN run has them
-# Mode coverage: only runs measured by a classifier backbone have them, so a dataset's
-# tables show them only when its runs do.
-OPTIONAL_METRICS = ("modes", "kl_modes")
-# Decimals shown in Markdown: FID is O(1-100), KID is O(1e-3-1e-1); modes is a count
-# averaged over seeds (one decimal), KL over modes O(1e-2-1) nats.
-PRECISION = {"fid": 2, "kid": 4, "modes": 1, "kl_modes": 3}
+# Only some runs have these (precision/recall when evaluate.pr_k > 0, mode coverage with a
+# classifier backbone, feature spread where measured), so a dataset's tables show them only
+# when its runs do.
+OPTIONAL_METRICS = ("precision", "recall", "modes", "kl_modes", "feature_spread")
+# Decimals shown in Markdown: FID is O(1-100), KID is O(1e-3-1e-1); precision and recall
+# are fractions; modes is a count averaged over seeds (one decimal), KL over modes
+# O(1e-2-1) nats; feature spread O(1e-2-10).
+PRECISION = {
+    "fid": 2,
+    "kid": 4,
+    "precision": 3,
+    "recall": 3,
+    "modes": 1,
+    "kl_modes": 3,
+    "feature_spread": 3,
+}
 DEFAULT_PRECISION = 3
 ACCURACY_PRECISION = 2  # accuracies in %: every "<name>_acc" column
 
@@ -69,7 +83,7 @@ def _protocol_label(rows: pd.DataFrame) -> str:
 
 
 def reported_metrics(runs: pd.DataFrame) -> list[str]:
-    """fid and kid, then each optional metric (modes, kl_modes) some run has a value for."""
+    """fid and kid, then each of ``OPTIONAL_METRICS`` some run has a value for."""
     present = [m for m in OPTIONAL_METRICS if m in runs.columns and runs[m].notna().any()]
     return [*CORE_METRICS, *present]
 
@@ -88,7 +102,7 @@ def _summarize_group(
     out: dict[str, object] = {}
     for m in metrics:
         s = mean_std_ci(complete[m], confidence)
-        out.update({f"{m}_{field}": s[field] for field in STAT_FIELDS})
+        out.update({f"{m}_{field}": s[field] for field in CSV_FIELDS})
     out["n_seeds"] = len(complete)
     out["n_diverged"] = int((rows["status"] == "diverged").sum())
     out["n_missing"] = len(ok) - len(complete)
@@ -124,7 +138,7 @@ def summary_table(
         summary = _summarize_group(rows, per_dataset(key[:2]), confidence)
         records.append({**dict(zip(GROUP_COLS, key, strict=True)), **summary})
     records.sort(key=lambda r: tuple(rank[r[c]] for rank, c in zip(ranks, GROUP_COLS, strict=True)))
-    stat_cols = [f"{m}_{f}" for m in columns_metrics for f in STAT_FIELDS]
+    stat_cols = [f"{m}_{f}" for m in columns_metrics for f in CSV_FIELDS]
     columns = [*GROUP_COLS, *stat_cols, "n_seeds", "n_diverged", "n_missing", "protocol"]
     table = pd.DataFrame(records, columns=columns)
     table.attrs["confidence"] = confidence
@@ -150,7 +164,8 @@ def drop_unreported(table: pd.DataFrame) -> pd.DataFrame:
         for m in OPTIONAL_METRICS
         if f"{m}_mean" in table.columns and table[f"{m}_mean"].isna().all()
     ]
-    return table.drop(columns=[f"{m}_{f}" for m in absent for f in STAT_FIELDS])
+    columns = [f"{m}_{f}" for m in absent for f in CSV_FIELDS]
+    return table.drop(columns=[c for c in columns if c in table.columns])
 
 
 def format_mean_std(mean: float, std: float, digits: int) -> str:
@@ -175,10 +190,10 @@ def _table_metrics(table: pd.DataFrame) -> list[str]:
     return [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
 
 
-def format_markdown(table: pd.DataFrame) -> str:
-    """Render a summary table as Markdown, one 'mean ± std [CI]' cell per metric."""
+def format_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """The formatted frame Markdown and LaTeX show: one 'mean ± std [CI]' cell per metric."""
     confidence = table.attrs.get("confidence")
-    ci = f"{confidence:.0%} CI" if confidence is not None else "CI"
+    ci = f"bootstrap {confidence:.0%} CI" if confidence is not None else "bootstrap CI"
     shown = pd.DataFrame({c: table[c] for c in GROUP_COLS if c in table.columns})
     for m in _table_metrics(table):
         digits = precision_of(m)
@@ -187,15 +202,18 @@ def format_markdown(table: pd.DataFrame) -> str:
     for col in ("n_seeds", "n_diverged", "n_missing", "protocol"):
         if col in table.columns:
             shown[col] = table[col].astype(str)
-    return shown.to_markdown(index=False, disable_numparse=True)
+    return shown
 
 
-def write_table(table: pd.DataFrame, stem: Path | str) -> list[Path]:
-    """Write ``<stem>.csv`` (full precision) and ``<stem>.md``; returns both paths."""
-    stem = Path(stem)
-    texts = {".csv": table.to_csv(index=False), ".md": format_markdown(table) + "\n"}
-    paths = []
-    for suffix, text in texts.items():
-        data = text.encode()
-        paths.append(atomic_write(stem.with_name(stem.name + suffix), lambda f, d=data: f.write(d)))
-    return paths
+def format_markdown(table: pd.DataFrame) -> str:
+    """Render a summary table as Markdown (the cells of :func:`format_shown`)."""
+    return format_shown(table).to_markdown(index=False, disable_numparse=True)
+
+
+def write_table(table: pd.DataFrame, stem: Path | str, caption: str | None = None) -> list[Path]:
+    """Write ``<stem>.csv`` (full precision), ``<stem>.md`` and ``<stem>.tex``.
+
+    Markdown and LaTeX render the same formatted frame (:func:`format_shown`); returns the
+    three paths in that order.
+    """
+    return write_frame(table, format_shown(table), stem, caption=caption)
