@@ -112,6 +112,37 @@ def check_registered_names(config: dict) -> None:
     check_unique_runs(experiments)
     check_classify(config)
     check_ood(config)
+    check_report(config)
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def claims_file(config: dict) -> Path:
+    """``report.claims`` as a path: absolute as given; relative to the working directory if
+    the file is there, else to the repository (where the shipped ``config/claims.csv`` is)."""
+    value = Path(config["report"]["claims"])
+    if value.is_absolute() or value.is_file():
+        return value
+    return REPO_ROOT / value
+
+
+def check_report(config: dict) -> None:
+    """Baselines are registered methods; the claims registry exists and parses."""
+    from adaptivemix.classify.methods import CLS_METHODS
+    from adaptivemix.gan.methods import METHODS
+    from adaptivemix.report.claims import load_claims
+
+    METHODS.get(config["report"]["baseline"]["gan"], "report.baseline.gan")
+    CLS_METHODS.get(config["report"]["baseline"]["classify"], "report.baseline.classify")
+    path = claims_file(config)
+    if not path.is_file():
+        expected = f"a claims CSV (looked in the working directory and in {REPO_ROOT})"
+        raise ConfigError("report.claims", config["report"]["claims"], expected)
+    try:
+        load_claims(path)
+    except ValueError as err:
+        raise ConfigError("report.claims", str(path), f"a valid claims CSV: {err}") from None
 
 
 def gan_experiments(config: dict) -> list[dict]:

@@ -155,6 +155,13 @@ BAD_INPUTS = [
      ["gan.pl_weight", "2.0", "mapping", "dcgan"]),
     ("unknown architecture option", with_change("gan.arch_options", {"widthh": 3}),
      ["gan.arch_options.widthh", "3"]),
+    # the report
+    ("unknown GAN baseline", with_change("report.baseline", {"gan": "vanila"}),
+     ["report.baseline.gan", "'vanila'", "'vanilla'", "'adaptivemix'"]),
+    ("unknown classification baseline", with_change("report.baseline", {"classify": "sgd"}),
+     ["report.baseline.classify", "'sgd'", "'erm'"]),
+    ("claims registry missing", with_change("report.claims", "/nonexistent/claims.csv"),
+     ["report.claims", "'/nonexistent/claims.csv'", "claims CSV"]),
 ]  # fmt: skip
 IDS = [case[0] for case in BAD_INPUTS]
 
