@@ -204,7 +204,7 @@ def test_evaluate_generator_returns_finite_floats_and_checks_backbone():
 def test_protocol_and_fingerprint():
     backbone = tiny_backbone()
     proto = protocol(backbone, tiny_reference(backbone), n_gen=100)
-    assert proto == {
+    assert {k: v for k, v in proto.items() if k != "libraries"} == {
         "backbone": "flat",
         "backbone_sha256": "abc",
         "resize": "native",
@@ -284,7 +284,7 @@ def test_protocol_of_a_classifier_backbone_names_its_modes():
     reference = tiny_reference(backbone)  # 16-d features = one group of the 16-d backbone
     proto = protocol(backbone, reference, n_gen=100)
     assert proto["n_modes"] == 10
-    assert proto == {
+    assert {k: v for k, v in proto.items() if k != "libraries"} == {
         "backbone": "bright",
         "backbone_sha256": "abc",
         "resize": "native",

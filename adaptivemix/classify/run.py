@@ -18,6 +18,7 @@ from adaptivemix.classify.trainer import (
 )  # fmt: skip
 from adaptivemix.data import load_prepared
 from adaptivemix.io import read_json
+from adaptivemix.metrics.fid import measurement_libraries
 from adaptivemix.run_record import write_run_record
 
 #: Attacks draw their random starts from their own stream, never the training one.
@@ -29,7 +30,9 @@ def run_cls_training(cfg: ClsRunConfig, dataset_file: Path, run_dir: Path, state
 
 
 def accuracy_protocol(dataset, attacks: dict, split: str = "test") -> dict:
-    """What must match for two accuracy numbers to be comparable, with a readable label."""
+    """What must match for two accuracy numbers to be comparable, with a readable label:
+    split and its size, attacks with their options, dataset hash, model selection and the
+    versions of the libraries that train and attack (``libraries``)."""
     shown = "; ".join(f"{name} {_options_text(opts)}" for name, opts in attacks.items())
     n = int(dataset.images[split].shape[0])
     return {
@@ -39,6 +42,7 @@ def accuracy_protocol(dataset, attacks: dict, split: str = "test") -> dict:
         "attacks": attacks,
         "dataset_sha256": dataset.content_hash(),
         "selection": "best validation accuracy",
+        "libraries": measurement_libraries(),
     }
 
 

@@ -35,6 +35,7 @@ from adaptivemix.io import atomic_write
 from adaptivemix.metrics.backbones import FeatureBackbone
 from adaptivemix.metrics.modes import mode_count, mode_labels, mode_metrics
 from adaptivemix.metrics.precision_recall import DEFAULT_K, precision_recall
+from adaptivemix.provenance import library_versions
 
 #: Real images whose mode metrics are stored with the reference: the first
 #: min(n_real, REAL_MODE_SAMPLES) of the split. Mode metrics depend on the sample count, and
@@ -259,12 +260,31 @@ def check_reference(backbone: FeatureBackbone, reference: ReferenceStats) -> Non
         )
 
 
+#: Libraries whose version can change a measured number (features, distances, training, OOD
+#: scores): part of every task's protocol, so numbers from other versions are never pooled.
+#: pandas and snakemake (also tracked in provenance) only move numbers around, so they are not.
+MEASUREMENT_LIBRARIES = (
+    "torch", "torchvision", "numpy", "scipy", "clean-fid", "scikit-learn", "timm",
+)  # fmt: skip
+
+
+def measurement_libraries() -> dict[str, str]:
+    """Python's version and each of :data:`MEASUREMENT_LIBRARIES`' ("absent" if not installed).
+
+    The ``libraries`` entry of every protocol. The code version is deliberately left out: it
+    changes with every commit, and numbers must stay comparable across harmless commits.
+    """
+    versions = library_versions()
+    return {name: versions[name] for name in ("python", *MEASUREMENT_LIBRARIES)}
+
+
 def protocol(
     backbone: FeatureBackbone, reference: ReferenceStats, n_gen: int, pr_k: int | None = None
 ) -> dict:
     """Everything that must match for two FID/KID (and mode, precision/recall) numbers to be
     comparable: backbone and weights hash, resize mode, ``n_gen``, ``n_real`` (the whole
-    reference split), reference split and dataset hash.
+    reference split), reference split, dataset hash and the versions of the libraries that
+    compute them (:func:`measurement_libraries`).
 
     ``n_modes`` is present only for classifier backbones, ``pr_k`` only when precision/recall
     were measured (absent otherwise, so records and fingerprints of runs without them are what
@@ -278,6 +298,7 @@ def protocol(
         "n_real": int(reference.meta["n_real"]),
         "reference_split": reference.meta["split"],
         "dataset_sha256": reference.meta["dataset_sha256"],
+        "libraries": measurement_libraries(),
     }
     if backbone.num_classes is not None:
         record["n_modes"] = _reference_mode_count(backbone, reference)

@@ -16,7 +16,7 @@ import torch
 from adaptivemix.classify.trainer import MODEL_FILE, SUMMARY_FILE, load_classifier, to_pixels
 from adaptivemix.data import load_prepared
 from adaptivemix.io import load_torch, read_json, save_torch, write_json
-from adaptivemix.metrics.fid import protocol_fingerprint
+from adaptivemix.metrics.fid import measurement_libraries, protocol_fingerprint
 from adaptivemix.ood.detectors import build_detector
 from adaptivemix.ood.metrics import FPR_GRID, METRIC_NAMES, ood_metrics, roc_on_grid
 from adaptivemix.ood.sets import OOD_SETS
@@ -34,6 +34,8 @@ def prepare_ood_set(name: str, id_dataset_file: Path, source: dict, out: Path) -
 
 
 def ood_protocol(name: str, images: torch.Tensor, n_in: int) -> dict:
+    """What must match for two OOD numbers to be comparable: benchmark and group of the set,
+    both sample counts, the OOD images' hash, the positive class and the library versions."""
     spec = OOD_SETS.get(name)
     return {
         "label": f"{spec.protocol}: {spec.group}-OOD '{name}', {len(images)} OOD vs {n_in} ID test",
@@ -43,6 +45,7 @@ def ood_protocol(name: str, images: torch.Tensor, n_in: int) -> dict:
         "n_in": int(n_in),
         "ood_sha256": _tensor_sha(images),
         "positive": "ood",
+        "libraries": measurement_libraries(),
     }
 
 

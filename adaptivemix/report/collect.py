@@ -10,8 +10,9 @@ or compared silently.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ PROTOCOL_LABELS = ("backbone", "resize", "n_gen", "n_real", "reference_split", "
 # Content hashes: a fingerprint can differ only in these (same names, other weights or data).
 PROTOCOL_HASHES = ("backbone_sha256", "dataset_sha256")
 PROTOCOL_COLUMNS = (*PROTOCOL_LABELS, *PROTOCOL_HASHES)
+# Every protocol entry, flattened (see flatten_protocol), as one dict per row: what a
+# fingerprint mismatch is explained with, nested entries such as libraries.torch included.
+PROTOCOL_FIELDS = "protocol_fields"
 STATUSES = ("ok", "diverged")
 CURVE_COLUMNS = ("task", "dataset", "arch", "method", "seed", "step", "metric", "value")
 _NULLABLE_INTS = ("diverged_at_step", "steps", "n_gen", "n_real", "n_modes")
@@ -53,6 +57,7 @@ def _run_row(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: status {row['status']!r}; expected one of {STATUSES}")
     protocol = record.get("protocol") or {}
     row.update({key: protocol.get(key) for key in PROTOCOL_COLUMNS})
+    row[PROTOCOL_FIELDS] = flatten_protocol(protocol)
     metrics = record.get("metrics") or {}
     clash = sorted(set(metrics) & set(row))
     if clash:
@@ -65,13 +70,14 @@ def _run_row(path: Path) -> dict[str, Any]:
 def collect_runs(metrics_paths: Sequence[Path | str]) -> pd.DataFrame:
     """One row per run, in the order given (first appearance drives method order later).
 
+    ``protocol_fields`` holds each run's whole protocol, flattened (:func:`flatten_protocol`).
     Metric columns are the union of the ``metrics`` keys over all runs (NaN where a run
     lacks one): ``modes`` and ``kl_modes`` exist only where a classifier backbone measured.
     The same run key (task, dataset, arch, method, seed) given twice is an error: it would
     silently count one seed twice.
     """
     rows = [_run_row(Path(p)) for p in metrics_paths]
-    base = [*RUN_COLUMNS, *PROTOCOL_COLUMNS, "run_dir"]
+    base = [*RUN_COLUMNS, *PROTOCOL_COLUMNS, PROTOCOL_FIELDS, "run_dir"]
     metric_cols = list(dict.fromkeys(k for r in rows for k in r if k not in base))
     df = pd.DataFrame(rows, columns=[*base[:-1], *metric_cols, "run_dir"])
     dup = df.duplicated(list(RUN_KEY), keep=False)
@@ -118,31 +124,73 @@ def collect_curves(metrics_paths: Sequence[Path | str]) -> pd.DataFrame:
     return df
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equality where two missing values count as equal (NaN != NaN otherwise)."""
-    if pd.isna(a) and pd.isna(b):
-        return True
-    return bool(a == b)
+def flatten_protocol(protocol: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested entries as dotted keys, so a difference can name them.
+
+    ``{"n_gen": 5, "libraries": {"torch": "2.1"}}`` -> ``{"n_gen": 5, "libraries.torch":
+    "2.1"}``. Lists become their JSON text, so every value compares with ``==`` to a bool.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in protocol.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_protocol(value, prefix=f"{name}."))
+        elif isinstance(value, list | tuple):
+            flat[name] = json.dumps(value)
+        else:
+            flat[name] = value
+    return flat
 
 
-def _mismatch_message(group: tuple, group_cols: Sequence[str], rows: pd.DataFrame) -> str:
-    """Name the group, the protocol fields that differ and each fingerprint's values/runs."""
-    where = ", ".join(f"{c}={v!r}" for c, v in zip(group_cols, group, strict=True))
-    fields = [c for c in PROTOCOL_COLUMNS if c in rows.columns]
-    firsts = rows.drop_duplicates("protocol_fingerprint")
-    differing = [
-        c for c in fields if not all(_same(firsts[c].iloc[0], v) for v in firsts[c].iloc[1:])
-    ]
-    lines = [f"runs in {where} were evaluated under {len(firsts)} different protocols;"]
+_ABSENT = "<absent>"
+
+
+def differing_fields(protocols: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Flattened keys whose value is not the same in every protocol (absent counts as a value),
+    in order of first appearance."""
+    keys = list(dict.fromkeys(k for p in protocols for k in p))
+    return [k for k in keys if len({_canonical(p.get(k, _ABSENT)) for p in protocols}) > 1]
+
+
+def _canonical(value: Any) -> str:
+    """Comparable text of a protocol value (NaN equals NaN; 1 and 1.0 stay distinct)."""
+    return f"{type(value).__name__}:{json.dumps(value, sort_keys=True, default=str)}"
+
+
+def protocol_mismatch(where: str, rows: pd.DataFrame, run_columns: Sequence[str]) -> str:
+    """Explain why ``rows`` (one report column, described by ``where``, e.g. "runs in
+    dataset='digits'") cannot be pooled: how many protocols, the flattened fields that differ
+    with their values (``libraries.torch: '2.4.1' vs '2.5.0'``) and, per fingerprint, those
+    fields' values and its runs.
+
+    ``rows`` needs ``protocol_fingerprint`` and ``protocol_fields`` (flattened protocols);
+    ``run_columns`` name a run in the message (e.g. method, seed). The one message of every
+    report's protocol check.
+    """
+    groups = list(rows.groupby("protocol_fingerprint", dropna=False, sort=False))
+    protocols = [_fields_of(sub) for _, sub in groups]
+    differing = differing_fields(protocols)
+    lines = [f"{where} were evaluated under {len(groups)} different protocols;"]
     if differing:
         lines.append(f"differing protocol fields: {', '.join(differing)}")
+        for key in differing:
+            lines.append(f"  {key}: {' vs '.join(repr(p.get(key, _ABSENT)) for p in protocols)}")
     else:
-        lines.append("no protocol field column differs (check the other protocol entries)")
-    for fp, sub in rows.groupby("protocol_fingerprint", dropna=False, sort=False):
-        values = ", ".join(f"{c}={sub[c].iloc[0]!r}" for c in differing)
-        runs = ", ".join(f"{m}/seed{s}" for m, s in zip(sub["method"], sub["seed"], strict=True))
+        lines.append("no protocol field differs (fingerprints computed from other protocols?)")
+    for (fp, sub), proto in zip(groups, protocols, strict=True):
+        values = ", ".join(f"{k}={proto.get(k, _ABSENT)!r}" for k in differing)
+        names = sub[list(run_columns)].itertuples(index=False)
+        runs = ", ".join(
+            " ".join(f"{c}={v}" for c, v in zip(run_columns, r, strict=True)) for r in names
+        )
         lines.append(f"  fingerprint {fp}: {values} <- {runs}")
     return "\n".join(lines)
+
+
+def _fields_of(rows: pd.DataFrame) -> Mapping[str, Any]:
+    """The flattened protocol of a fingerprint's first row ({} if it has none)."""
+    fields = rows[PROTOCOL_FIELDS].iloc[0] if PROTOCOL_FIELDS in rows.columns else None
+    return fields if isinstance(fields, Mapping) else {}
 
 
 def check_fingerprints(df: pd.DataFrame, group_cols: Sequence[str] = ("task", "dataset")) -> None:
@@ -150,9 +198,11 @@ def check_fingerprints(df: pd.DataFrame, group_cols: Sequence[str] = ("task", "d
 
     FID/KID from different feature extractors or sample counts are not comparable, so a
     table mixing them would be wrong while looking right. Raises ``ValueError`` naming the
-    group and the protocol fields (with values) that differ.
+    group, the protocol fields that differ (nested ones dotted: ``libraries.torch``) with
+    their values, and which runs have which (:func:`protocol_mismatch`).
     """
     cols = list(group_cols)
     for group, rows in df.groupby(cols, dropna=False, sort=False):
         if rows["protocol_fingerprint"].nunique(dropna=False) > 1:
-            raise ValueError(_mismatch_message(tuple(group), cols, rows))
+            where = "runs in " + ", ".join(f"{c}={v!r}" for c, v in zip(cols, group, strict=True))
+            raise ValueError(protocol_mismatch(where, rows, ("method", "seed")))
