@@ -12,6 +12,7 @@ adaptivemix prepare-ood-set --name letters --id-dataset-file data.pt --out lette
 adaptivemix evaluate-classifier --run-dir R --dataset-file data.pt --attacks '{"fgsm": {...}}' \
     --ood-files letters.pt ... --detectors '{"msp": {}, "odin": {"temperature": 1000}}'
 adaptivemix aggregate-classify --metrics R1/metrics.json ... --ood R1/ood.json ... --out-dir D
+adaptivemix claims --metrics R1/metrics.json ... --claims config/claims.csv --out-dir D
 """
 
 from __future__ import annotations
@@ -111,7 +112,13 @@ def cmd_aggregate(args) -> None:
     from adaptivemix.report import aggregate_gan
 
     out = Path(args.out_dir)
-    aggregate_gan(args.metrics, out / "tables", out / "figures", method_order=args.method_order)
+    aggregate_gan(args.metrics, out / "tables", out / "figures", args.method_order, args.baseline)
+
+
+def cmd_claims(args) -> None:
+    from adaptivemix.report.reproduction import reproduction_tables
+
+    reproduction_tables(args.metrics, args.claims, Path(args.out_dir) / "tables")
 
 
 def cmd_train_classifier(args) -> None:
@@ -147,8 +154,9 @@ def cmd_aggregate_classify(args) -> None:
 
     out = Path(args.out_dir)
     aggregate_classify(
-        args.metrics, args.ood or [], out / "tables", out / "figures", args.method_order
-    )
+        args.metrics, args.ood or [], out / "tables", out / "figures", args.method_order,
+        args.baseline,
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,7 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--method-order", nargs="*", default=None)
+    p.add_argument("--baseline", default="vanilla", help="every method is paired with it")
     p.set_defaults(func=cmd_aggregate)
+    p = sub.add_parser("claims", help="reproduced-vs-reported tables from the claims registry")
+    p.add_argument("--metrics", nargs="*", default=[])
+    _args(p, "--claims", "--out-dir")
+    p.set_defaults(func=cmd_claims)
     _classify_parsers(sub)
     return parser
 
@@ -207,6 +220,7 @@ def _classify_parsers(sub) -> None:
     p.add_argument("--ood", nargs="*", default=None)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--method-order", nargs="*", default=None)
+    p.add_argument("--baseline", default="erm", help="every method is paired with it")
     p.set_defaults(func=cmd_aggregate_classify)
 
 

@@ -25,7 +25,7 @@ from adaptivemix.report import (
     summary_table,
     write_table,
 )
-from adaptivemix.report.aggregate import _sample_choice
+from adaptivemix.report.aggregate import _representative
 from adaptivemix.report.tables import drop_unreported
 
 T_975_DF1 = 12.706204736174707  # t(0.975, 1)
@@ -278,26 +278,33 @@ def test_aggregate_gan_end_to_end(two_methods: list[Path], tmp_path: Path) -> No
         write_run(tmp_path, "adaptivemix", 1, 17.0, 0.03, dataset="letters"),
     ]
     tables, figures = tmp_path / "tables", tmp_path / "figures"
-    written = aggregate_gan([*two_methods, *extra], tables, figures, ["adaptivemix", "baseline"])
-    names = ("digits", "letters", "summary")
-    expected_tables = {f"gan_{d}.{x}" for d in names for x in ("csv", "md", "tex")}
+    order = ["adaptivemix", "baseline"]
+    written = aggregate_gan([*two_methods, *extra], tables, figures, order, baseline="baseline")
+    names = ("gan_digits", "gan_letters", "gan_summary", "generation", "gan_paired")
+    expected_tables = {f"{n}.{x}" for n in names for x in ("csv", "md", "tex")}
     expected_figures = {
         f"{name}_{d}.{x}"
         for d in ("digits", "letters")
-        for name, x in (("fid_curve", "png"), ("fid_curve", "pdf"), ("samples", "png"))
-    }
+        for name, x in (("fid_curve", "png"), ("fid_curve", "pdf"), ("fid_curve", "csv"),
+                        ("samples", "png"))
+    } | {"bars_fid.png"}  # fmt: skip
     assert {p.name for p in written["tables"]} == expected_tables
     assert {p.name for p in written["figures"]} == expected_figures
     assert {p.name for p in tables.iterdir()} == expected_tables  # no temp files left over
-    # beside each curve figure may sit the CSV of its plotted values; nothing else
+    # beside the bar figure sit its PDF and the CSV of its plotted values; nothing else
     on_disk = {p.name for p in figures.iterdir()}
-    curve_csvs = {f"fid_curve_{d}.csv" for d in ("digits", "letters")}
-    assert expected_figures <= on_disk and on_disk - expected_figures <= curve_csvs
+    assert on_disk == expected_figures | {"bars_fid.pdf", "bars_fid.csv"}
     for name in expected_figures:
         if name.endswith(".png"):
             _check_png(figures / name)
-        else:
+        elif name.endswith(".pdf"):
             assert (figures / name).read_bytes().startswith(b"%PDF")
+    # the paired table: adaptivemix minus baseline on digits, seeds 0-2 by hand
+    paired = pd.read_csv(tables / "gan_paired.csv")
+    row = paired[(paired["dataset"] == "digits") & (paired["metric"] == "fid")].iloc[0]
+    assert (row["method"], row["baseline"]) == ("adaptivemix", "baseline")
+    # seed 2 of adaptivemix diverged: pairs (8 - 10, 9 - 12) = (-2, -3)
+    assert (row["n_pairs"], row["diff_mean"]) == (2, pytest.approx(-2.5))
     md = (tables / "gan_digits.md").read_text()
     assert "adaptivemix" in md and "baseline" in md and "±" in md
     assert md.index("adaptivemix") < md.index("baseline")  # method_order respected
@@ -322,7 +329,7 @@ def test_samples_use_lowest_finished_seed(tmp_path: Path) -> None:
         write_run(tmp_path, "adaptivemix", 2, 9.0, 0.01),
         write_run(tmp_path, "adaptivemix", 3, 9.0, 0.01),
     ]
-    assert _sample_choice(collect_runs(paths))["seed"] == 2
+    assert _representative(collect_runs(paths), "samples.png")["seed"] == 2
 
 
 def test_all_diverged_method(tmp_path: Path) -> None:

@@ -1,7 +1,13 @@
 """End-to-end GAN report: finished runs in, tables and figures out.
 
-This is what the workflow's report rule calls. It refuses to mix evaluation protocols
-within a dataset (see :func:`check_fingerprints`) before anything is written.
+This is what the workflow's ``aggregate_gan`` rule calls. It refuses to mix evaluation
+protocols within a dataset (see :func:`check_fingerprints`) before anything is written.
+
+Per dataset: ``gan_<d>`` (every metric, mean ± std [bootstrap CI]), ``fid_curve_<d>`` and
+``shrinkage_curve_<d>`` (over training, seed bands), ``shrinkage_projection_<d>`` (the
+final D's features in 2-D) and ``samples_<d>``. Across datasets: ``gan_summary``,
+``generation`` (the paper's layout, methods × datasets), ``gan_paired`` (each method
+against its baseline on the same seeds) and ``bars_fid``.
 """
 
 from __future__ import annotations
@@ -12,28 +18,50 @@ from pathlib import Path
 
 import pandas as pd
 
+from adaptivemix.report.bars import bar_figure
 from adaptivemix.report.collect import check_fingerprints, collect_curves, collect_runs
 from adaptivemix.report.figures import plot_metric_curves, sample_grid_figure
-from adaptivemix.report.tables import drop_unreported, summary_table, write_table
+from adaptivemix.report.layouts import generation_layout, paired_layout
+from adaptivemix.report.shrinkage import projection_figure
+from adaptivemix.report.tables import drop_unreported, reported_metrics, summary_table, write_table
+from adaptivemix.report.writers import write_frame
+
+SAMPLES = "samples.png"
+FEATURES = "d_features.npz"
+SPREAD = "feature_spread"
+CURVES = {  # metric -> (file prefix, title)
+    "fid": ("fid_curve", "FID during training (line: mean over seeds)"),
+    SPREAD: (
+        "shrinkage_curve",
+        "Feature-space shrinkage during training: spread of D's real features / "
+        "real-fake centroid distance (lower: tighter)",
+    ),
+}
 
 
-def _sample_choice(runs: pd.DataFrame) -> pd.Series | None:
-    """The run whose samples represent a method: lowest finished seed, else lowest seed.
+def _representative(runs: pd.DataFrame, filename: str) -> pd.Series | None:
+    """The run that represents a method: lowest finished seed, else lowest seed.
 
-    A diverged run's samples show the collapse rather than the method, so a finished seed
-    is preferred; only runs that actually wrote ``samples.png`` qualify.
+    A diverged run's outputs show the collapse rather than the method, so a finished seed
+    is preferred; only runs that actually wrote ``filename`` qualify.
     """
-    have = runs[[(Path(d) / "samples.png").is_file() for d in runs["run_dir"]]]
+    have = runs[[(Path(d) / filename).is_file() for d in runs["run_dir"]]]
     if have.empty:
         return None
     have = have.assign(_failed=have["status"] != "ok").sort_values(["_failed", "seed"])
     return have.iloc[0]
 
 
-def _samples_figure(
-    runs: pd.DataFrame, dataset: str, out: Path, method_order: Sequence[str] | None
-) -> Path | None:
-    """Side-by-side samples of one dataset, one panel per (arch, method) in method order."""
+def _panels(
+    runs: pd.DataFrame, filename: str, method_order: Sequence[str] | None
+) -> dict[str, Path]:
+    """Panel title -> file, one per (arch, method) in method order (arch shown if several).
+
+    Methods without the file are left out with a warning, unless no run has it at all (runs
+    made before the file existed).
+    """
+    if not any((Path(d) / filename).is_file() for d in runs["run_dir"]):
+        return {}
     several_archs = runs["arch"].nunique() > 1
     arch_rank = {a: i for i, a in enumerate(dict.fromkeys(runs["arch"]))}
     methods = list(dict.fromkeys([*(method_order or ()), *runs["method"]]))
@@ -44,15 +72,50 @@ def _samples_figure(
     )
     panels: dict[str, Path] = {}
     for (arch, method), sub in groups:
-        chosen = _sample_choice(sub)
+        chosen = _representative(sub, filename)
         name = f"{arch}/{method}" if several_archs else str(method)
         if chosen is None:
-            warnings.warn(f"{dataset}: no samples.png for {name}; left out", stacklevel=2)
+            warnings.warn(f"no {filename} for {name}; left out", stacklevel=2)
             continue
-        panels[f"{name} (seed {chosen['seed']})"] = Path(chosen["run_dir"]) / "samples.png"
-    if not panels:
-        return None
-    return sample_grid_figure(panels, out, f"{dataset}: samples (lowest finished seed)")
+        panels[f"{name} (seed {chosen['seed']})"] = Path(chosen["run_dir"]) / filename
+    return panels
+
+
+def _dataset_figures(
+    runs: pd.DataFrame, curves: pd.DataFrame, dataset: str, figures_dir: Path, order
+) -> list[Path]:
+    written = []
+    for metric, (prefix, title) in CURVES.items():
+        data = curves[(curves["dataset"] == dataset) & (curves["metric"] == metric)]
+        if data.empty:
+            continue
+        out = figures_dir / f"{prefix}_{dataset}.png"
+        png = plot_metric_curves(data, metric, out, title, order)
+        written += [png, png.with_suffix(".pdf"), png.with_suffix(".csv")]
+    samples = _panels(runs, SAMPLES, order)
+    if samples:
+        title = f"{dataset}: samples (lowest finished seed)"
+        written.append(sample_grid_figure(samples, figures_dir / f"samples_{dataset}.png", title))
+    features = {name: path.parent for name, path in _panels(runs, FEATURES, order).items()}
+    if features:
+        title = f"{dataset}: D's features of real and generated images (2-D PCA per panel)"
+        out = figures_dir / f"shrinkage_projection_{dataset}.png"
+        png = projection_figure(features, out, title)
+        written += [png, png.with_suffix(".pdf"), png.with_suffix(".csv")]
+    return written
+
+
+def _cross_dataset_tables(
+    runs: pd.DataFrame, summary: pd.DataFrame, tables_dir: Path, baseline: str, order
+) -> list[Path]:
+    data, shown, markdown = generation_layout(summary)
+    caption = "Generation: mean ± std over seeds, methods × datasets"
+    written = write_frame(data, shown, tables_dir / "generation", caption, markdown)
+    metrics = [m for m in reported_metrics(runs) if runs[m].notna().any()]
+    data, shown, markdown = paired_layout(runs, metrics, baseline, order)
+    caption = f"Each method minus {baseline} on the same seeds (bootstrap 95% CI)"
+    written += write_frame(data, shown, tables_dir / "gan_paired", caption, markdown)
+    return written + write_table(summary, tables_dir / "gan_summary", "GAN runs: every metric")
 
 
 def aggregate_gan(
@@ -60,13 +123,11 @@ def aggregate_gan(
     tables_dir: Path | str,
     figures_dir: Path | str,
     method_order: Sequence[str] | None = None,
+    baseline: str = "vanilla",
 ) -> dict[str, list[Path]]:
-    """Write per-dataset tables/figures and a combined summary for GAN runs.
+    """Write the GAN track's tables and figures (see the module docstring for the list).
 
-    Per dataset: ``gan_<dataset>.csv/.md`` (fid, kid and, where the runs have them, modes
-    and kl_modes), ``fid_curve_<dataset>.png/.pdf`` and ``samples_<dataset>.png``; across
-    datasets: ``gan_summary.csv/.md`` (a dataset without a metric shows n/a). Returns
-    ``{"tables": [...], "figures": [...]}`` with every path written.
+    Returns ``{"tables": [...], "figures": [...]}`` with every path written.
     """
     tables_dir, figures_dir = Path(tables_dir), Path(figures_dir)
     runs = collect_runs(metrics_paths)
@@ -81,23 +142,11 @@ def aggregate_gan(
     written: dict[str, list[Path]] = {"tables": [], "figures": []}
     for dataset in dict.fromkeys(runs["dataset"]):
         part = drop_unreported(summary[summary["dataset"] == dataset])
-        written["tables"] += write_table(part, tables_dir / f"gan_{dataset}")
-        title = "FID during training (line: mean over seeds)"
-        png = plot_metric_curves(
-            curves[curves["dataset"] == dataset],
-            "fid",
-            figures_dir / f"fid_curve_{dataset}.png",
-            title,
-            method_order=method_order,
-        )
-        written["figures"] += [png, png.with_suffix(".pdf")]
-        samples = _samples_figure(
-            runs[runs["dataset"] == dataset],
-            dataset,
-            figures_dir / f"samples_{dataset}.png",
-            method_order,
-        )
-        if samples is not None:
-            written["figures"].append(samples)
-    written["tables"] += write_table(summary, tables_dir / "gan_summary")
+        part.attrs = summary.attrs
+        written["tables"] += write_table(part, tables_dir / f"gan_{dataset}", f"GAN: {dataset}")
+        subset = runs[runs["dataset"] == dataset]
+        written["figures"] += _dataset_figures(subset, curves, dataset, figures_dir, method_order)
+    written["tables"] += _cross_dataset_tables(runs, summary, tables_dir, baseline, method_order)
+    fid = figures_dir / "bars_fid.png"
+    written["figures"] += [bar_figure(summary, "fid", fid, "FID (lower is better)", method_order)]
     return written

@@ -20,10 +20,19 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from adaptivemix.io import atomic_write, read_json
-from adaptivemix.report.collect import check_fingerprints, collect_runs
+from adaptivemix.report.bars import bar_figure
+from adaptivemix.report.collect import (
+    PROTOCOL_FIELDS,
+    check_fingerprints,
+    collect_runs,
+    flatten_protocol,
+    protocol_mismatch,
+)
 from adaptivemix.report.figures import save_figure
+from adaptivemix.report.layouts import paired_layout
 from adaptivemix.report.stats import mean_std_ci
 from adaptivemix.report.tables import format_mean_std, rank_order, summary_table, write_table
+from adaptivemix.report.writers import write_frame
 
 ACC_SUFFIX = "_acc"
 OOD_METRICS = ("auroc", "fpr95", "tnr95", "detection_acc", "aupr_in", "aupr_out")
@@ -36,6 +45,7 @@ OOD_TITLES = {
     "aupr_out": "AUPR-out (%) ↑",
 }
 OOD_KEY = ("dataset", "arch", "detector", "method", "ood_set")
+PAIRED_OOD = ("auroc", "fpr95")  # the paper's OOD columns
 
 
 def accuracy_metrics(runs: pd.DataFrame) -> list[str]:
@@ -46,8 +56,14 @@ def accuracy_metrics(runs: pd.DataFrame) -> list[str]:
 
 
 def accuracy_tables(
-    metrics_paths: Sequence[Path | str], tables_dir: Path, method_order: Sequence[str] | None
+    metrics_paths: Sequence[Path | str],
+    tables_dir: Path,
+    figures_dir: Path,
+    method_order: Sequence[str] | None,
+    baseline: str,
 ) -> list[Path]:
+    """Accuracy tables per dataset and overall, each method paired with ``baseline``, and a
+    bar figure of clean accuracy."""
     runs = collect_runs(metrics_paths)
     check_fingerprints(runs)
     metrics = accuracy_metrics(runs)
@@ -57,8 +73,17 @@ def accuracy_tables(
     for dataset in dict.fromkeys(summary["dataset"]):
         part = summary[summary["dataset"] == dataset]
         part.attrs = summary.attrs
-        written += write_table(part, tables_dir / f"classify_{dataset}")
-    return written + write_table(summary, tables_dir / "classify_summary")
+        caption = f"Classification on {dataset}: accuracy (%)"
+        written += write_table(part, tables_dir / f"classify_{dataset}", caption)
+    written += write_table(summary, tables_dir / "classify_summary", "Classification: accuracy (%)")
+    if "clean_acc" not in metrics:  # no finished accuracy run: nothing to pair or plot
+        return written
+    paired = [m for m in metrics if m != "val_acc"]
+    data, shown, markdown = paired_layout(runs, paired, baseline, method_order)
+    caption = f"Accuracy (%): each method minus {baseline} on the same seeds"
+    written += write_frame(data, shown, tables_dir / "classify_paired", caption, markdown)
+    title = "Clean test accuracy (%)"
+    return [*written, bar_figure(summary, "clean_acc", figures_dir / "bars_clean_acc", title)]
 
 
 def collect_ood(ood_paths: Sequence[Path | str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -75,11 +100,13 @@ def collect_ood(ood_paths: Sequence[Path | str]) -> tuple[pd.DataFrame, pd.DataF
                 key
                 | {"group": proto["group"], "benchmark": proto["benchmark"]}
                 | {"protocol": proto["label"], "protocol_fingerprint": r["protocol_fingerprint"]}
+                | {PROTOCOL_FIELDS: flatten_protocol(proto)}
                 | {m: r["metrics"].get(m) for m in OOD_METRICS}
             )
             for fpr, tpr in zip(grid, r["roc_tpr"] or [], strict=False):
                 roc_rows.append(key | {"fpr": fpr, "tpr": tpr})
     info = ["seed", "status", "group", "benchmark", "protocol", "protocol_fingerprint"]
+    info.append(PROTOCOL_FIELDS)
     frame = pd.DataFrame(rows, columns=[*OOD_KEY, *info, *OOD_METRICS])
     for m in OOD_METRICS:
         frame[m] = pd.to_numeric(frame[m]).astype(float) * 100.0
@@ -87,12 +114,19 @@ def collect_ood(ood_paths: Sequence[Path | str]) -> tuple[pd.DataFrame, pd.DataF
 
 
 def _check_ood_protocols(frame: pd.DataFrame) -> None:
+    """Refuse OOD results of one (ID set, OOD set) column measured under different protocols.
+
+    The message is :func:`protocol_mismatch`'s, as for accuracies and GAN metrics. It names the
+    differing fields when ``frame`` has ``protocol_fields`` (flattened protocols); without
+    that column only the readable ``protocol`` label is compared.
+    """
     for (dataset, ood_set), rows in frame.groupby(["dataset", "ood_set"], sort=False):
-        if rows["protocol_fingerprint"].nunique() > 1:
-            labels = sorted(set(rows["protocol"]))
-            raise ValueError(
-                f"OOD results for {dataset} vs {ood_set} come from different protocols: {labels}"
-            )
+        if rows["protocol_fingerprint"].nunique(dropna=False) > 1:
+            if PROTOCOL_FIELDS not in rows.columns:
+                rows = rows.assign(**{PROTOCOL_FIELDS: [{"label": x} for x in rows["protocol"]]})
+            where = f"OOD results for {dataset} vs {ood_set}"
+            run_columns = ("detector", "method", "seed")
+            raise ValueError(protocol_mismatch(where, rows, run_columns))
 
 
 def ood_summary(frame: pd.DataFrame, method_order: Sequence[str] | None) -> pd.DataFrame:
@@ -178,22 +212,49 @@ def roc_figure(roc: pd.DataFrame, dataset: str, out: Path, method_order) -> Path
     return png
 
 
+def ood_paired(frame: pd.DataFrame, baseline: str, method_order) -> tuple:
+    """AUROC and FPR@95 of each method minus ``baseline``'s, per (OOD set, detector), paired
+    over seeds: the OOD frame reshaped to :func:`paired_layout`'s runs (dataset = "ID vs
+    OOD set", arch = detector)."""
+    runs = frame.assign(
+        task="ood",
+        dataset=frame["dataset"] + " vs " + frame["ood_set"],
+        arch=frame["detector"],
+    )
+    data, shown, markdown = paired_layout(runs, PAIRED_OOD, baseline, method_order)
+    note = "Rows: dataset = in-distribution vs OOD set, arch = detector.\n\n"
+    return data, shown, note + markdown
+
+
 def ood_reports(
-    ood_paths: Sequence[Path | str], tables_dir: Path, figures_dir: Path, method_order
-) -> list[Path]:
+    ood_paths: Sequence[Path | str], tables_dir: Path, figures_dir: Path, method_order,
+    baseline: str,
+) -> list[Path]:  # fmt: skip
     frame, roc = collect_ood(ood_paths)
     _check_ood_protocols(frame)
     summary = ood_summary(frame, method_order)
     written = []
     for dataset in dict.fromkeys(summary["dataset"]):
         part = summary[summary["dataset"] == dataset]
-        csv = part.to_csv(index=False).encode()
-        md = ood_markdown(part).encode()
+        caption = f"OOD detection, in-distribution {dataset} (%)"
         stem = tables_dir / f"ood_{dataset}"
-        written.append(atomic_write(stem.with_suffix(".csv"), lambda f, d=csv: f.write(d)))
-        written.append(atomic_write(stem.with_suffix(".md"), lambda f, d=md: f.write(d)))
+        written += write_frame(part, ood_shown(part), stem, caption, ood_markdown(part))
         written.append(roc_figure(roc, dataset, figures_dir / f"roc_{dataset}.png", method_order))
+        data, shown, markdown = ood_paired(
+            frame[frame["dataset"] == dataset], baseline, method_order
+        )
+        caption = f"OOD detection on {dataset}: each method minus {baseline}, same seeds"
+        written += write_frame(data, shown, tables_dir / f"ood_paired_{dataset}", caption, markdown)
     return written
+
+
+def ood_shown(table: pd.DataFrame) -> pd.DataFrame:
+    """One flat table for LaTeX: a row per (detector, method, OOD set), AUROC and FPR@95."""
+    shown = table[["detector", "method", "ood_set", "group"]].copy()
+    for m in PAIRED_OOD:
+        pairs = zip(table[f"{m}_mean"], table[f"{m}_std"], strict=True)
+        shown[OOD_TITLES[m]] = [format_mean_std(a, b, 2) for a, b in pairs]
+    return shown
 
 
 def aggregate_classify(
@@ -202,10 +263,12 @@ def aggregate_classify(
     tables_dir: Path | str,
     figures_dir: Path | str,
     method_order: Sequence[str] | None = None,
+    baseline: str = "erm",
 ) -> list[Path]:
-    """Accuracy tables for every classification run, OOD tables and ROC figures."""
+    """Accuracy tables for every classification run, OOD tables and ROC figures, each
+    method paired with ``baseline`` on the same seeds."""
     tables_dir, figures_dir = Path(tables_dir), Path(figures_dir)
-    written = accuracy_tables(metrics_paths, tables_dir, method_order)
+    written = accuracy_tables(metrics_paths, tables_dir, figures_dir, method_order, baseline)
     if ood_paths:
-        written += ood_reports(ood_paths, tables_dir, figures_dir, method_order)
+        written += ood_reports(ood_paths, tables_dir, figures_dir, method_order, baseline)
     return written
