@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CORES  ?= all
 PROFILE ?= default
 
-.PHONY: reproduce test bench lint dry-run
+.PHONY: reproduce report test bench lint dry-run
 
 $(BIN)/adaptivemix: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(BIN)/adaptivemix: pyproject.toml
 
 reproduce: $(BIN)/adaptivemix
 	$(BIN)/snakemake --cores $(CORES) --configfile config/$(PROFILE).yaml
+
+# The HTML report of a finished `make reproduce` (every table and figure, by task and dataset).
+report: $(BIN)/adaptivemix
+	$(BIN)/snakemake --report results/$(PROFILE)/report.html --configfile config/$(PROFILE).yaml
 
 test: $(BIN)/adaptivemix
 	$(BIN)/ruff check .

@@ -6,19 +6,23 @@
 configfile: "config/default.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/backbones.smk"
 include: "workflow/rules/gan.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/classify.smk"
 include: "workflow/rules/ood.smk"
-include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
         final_targets(),
+        report_targets(),
     default_target: True
 
 

@@ -36,7 +36,8 @@ ood: {sets: {digits-0to5: [noise]}}
 EXPECTED_JOBS = {
     "prepare_dataset": 1, "train_backbone": 1, "reference_stats": 1, "train_gan": 1,
     "evaluate_gan": 1, "aggregate_gan": 1, "prepare_cls_dataset": 1, "prepare_ood_set": 1,
-    "train_classifier": 1, "evaluate_classifier": 1, "aggregate_classify": 1,
+    "train_classifier": 1, "evaluate_classifier": 1, "aggregate_classify": 1, "claims": 1,
+    "report_tables": 1,
 }  # fmt: skip
 
 

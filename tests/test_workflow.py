@@ -94,8 +94,10 @@ def test_adding_a_method_adds_only_its_jobs(smoke_run, repo_root, tmp_path):
     result = snakemake(repo_root, workdir, "-n", "--configfile", config, str(extra))
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-2000:]
-    # seed 2 of both methods on both datasets: train + evaluate each, then the aggregate
-    expected = {"train_gan": 4, "evaluate_gan": 4, "aggregate_gan": 1, "all": 1}
+    # seed 2 of both methods on both datasets: train + evaluate each, then the aggregate,
+    # the claims matched against every run and the report's table pages
+    expected = {"train_gan": 4, "evaluate_gan": 4, "aggregate_gan": 1, "claims": 1,
+                "report_tables": 1, "all": 1}  # fmt: skip
     assert job_counts(text) == expected
 
 

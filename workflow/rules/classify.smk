@@ -94,14 +94,24 @@ rule aggregate_classify:
         tables=[
             f"{OUT}/tables/classify_{d}.{ext}"
             for d in config["classify"]["datasets"]
-            for ext in ("csv", "md")
+            for ext in TABLE_FORMATS
         ],
-        ood_tables=[f"{OUT}/tables/ood_{d}.{ext}" for d in OOD_SETS_USED for ext in ("csv", "md")],
-        roc=[f"{OUT}/figures/roc_{d}.{ext}" for d in OOD_SETS_USED for ext in ("png", "pdf", "csv")],
+        ood_tables=[
+            f"{OUT}/tables/{name}_{d}.{ext}"
+            for name in ("ood", "ood_paired")
+            for d in OOD_SETS_USED
+            for ext in TABLE_FORMATS
+        ],
+        paired=[f"{OUT}/tables/classify_paired.{ext}" for ext in TABLE_FORMATS],
+        roc=[reported(f"{OUT}/figures/roc_{d}.png", "roc", "ood", d) for d in OOD_SETS_USED],
+        roc_data=[f"{OUT}/figures/roc_{d}.{ext}" for d in OOD_SETS_USED for ext in ("pdf", "csv")],
+        bars=reported(f"{OUT}/figures/bars_clean_acc.png", "bars", "classify"),
+        bars_data=[f"{OUT}/figures/bars_clean_acc.{ext}" for ext in ("pdf", "csv")],
         summary=f"{OUT}/tables/classify_summary.csv",
     params:
         out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.summary)),
         method_order=" ".join(config["classify"]["methods"]),
+        baseline=config["report"]["baseline"]["classify"],
     log:
         f"{OUT}/logs/aggregate_classify.log",
     threads: 1
@@ -110,4 +120,5 @@ rule aggregate_classify:
         runtime=10,
     shell:
         CLI + " aggregate-classify --metrics {input.metrics} --ood {input.ood}"
-        " --out-dir {params.out_dir} --method-order {params.method_order} > {log} 2>&1"
+        " --out-dir {params.out_dir} --method-order {params.method_order}"
+        " --baseline {params.baseline} > {log} 2>&1"

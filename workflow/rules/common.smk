@@ -7,7 +7,13 @@ import sys
 import baselines  # registers the baseline methods before the config is checked
 from adaptivemix.classify.config import arch_name, cls_run_config, ood_sets_in_use
 from adaptivemix.preflight import stop_if_missing
-from adaptivemix.config import dataset_resolution, gan_experiments, gan_run_config, load_workflow_config
+from adaptivemix.config import (
+    claims_file,
+    dataset_resolution,
+    gan_experiments,
+    gan_run_config,
+    load_workflow_config,
+)
 from adaptivemix.metrics.backbones import BACKBONE_TRAINERS
 from adaptivemix.registries import DATASETS, OOD_SETS
 
