@@ -1,0 +1,51 @@
+"""Wall time of the reporting stage from finished runs: aggregation of both tracks, the
+claims tables, the report's table pages and ``snakemake --report``.
+
+Target ≤ 30 s for the default profile (measured by hand on its 84 runs; see the README).
+This benchmark times the same stage on the smoke profile's finished runs so that it fits the
+test suite. Run with ``make bench``; ``make test`` runs it once and checks every output.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parents[2]
+REPORT_RULES = ("aggregate_gan", "aggregate_classify", "claims", "report_tables")
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+               "--directory", str(workdir), "--configfile", "config/smoke.yaml", *args]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=900, cwd=REPO)
+
+
+@pytest.fixture(scope="module")
+def finished_smoke(tmp_path_factory) -> Path:
+    workdir = tmp_path_factory.mktemp("smoke-report")
+    result = snakemake(workdir, "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+def report_stage(workdir: Path) -> tuple[subprocess.CompletedProcess, ...]:
+    aggregate = snakemake(workdir, "--cores", "2", "--forcerun", *REPORT_RULES)
+    html = snakemake(workdir, "--report", str(workdir / "results/smoke/report.html"))
+    return aggregate, html
+
+
+@pytest.mark.slow
+def test_report_stage_time(benchmark, finished_smoke):
+    aggregate, html = benchmark.pedantic(report_stage, args=(finished_smoke,), rounds=1)
+    assert aggregate.returncode == 0, aggregate.stderr[-2000:]
+    assert html.returncode == 0, html.stderr[-2000:]
+    for rule in REPORT_RULES:
+        assert f"rule {rule}:" in aggregate.stdout + aggregate.stderr
+    out = finished_smoke / "results/smoke"
+    assert (out / "report.html").stat().st_size > 0
+    assert (out / "tables/generation.tex").is_file()
+    assert (out / "figures/shrinkage_projection_digits.png").is_file()
