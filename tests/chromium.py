@@ -21,6 +21,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from apt_packages import apt_install
+
 PACKAGES = ("chromium",)
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 FLAGS = (
@@ -117,15 +119,7 @@ def ensure_chromium() -> str:
     """A Chromium executable, installed from Debian's archive with apt-get if none is on PATH."""
     if path := find_browser():
         return path
-    if os.geteuid() != 0:
-        raise BrowserError(f"no browser among {BROWSERS} on PATH; installing one needs root")
-    if shutil.which("apt-get") is None:
-        raise BrowserError(f"no browser among {BROWSERS} on PATH and apt-get is not available")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *PACKAGES]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            raise BrowserError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    apt_install(PACKAGES, BrowserError)
     if path := find_browser():
         return path
     raise BrowserError(f"after installing {PACKAGES}, none of {BROWSERS} is on PATH")

@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from apt_packages import apt_install
+
 PACKAGES = ("slurm-wlm", "munge")
 PROGRAMS = ("munged", "munge", "slurmctld", "slurmd", "sbatch", "squeue", "sinfo", "scancel")
 SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
@@ -98,15 +100,7 @@ def ensure_installed() -> None:
     missing = missing_programs()
     if not missing:
         return
-    if os.geteuid() != 0:
-        raise ClusterError(f"SLURM programs {missing} are missing and installing them needs root")
-    if shutil.which("apt-get") is None:
-        raise ClusterError(f"SLURM programs {missing} are missing and apt-get is not available")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", *PACKAGES]):
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            raise ClusterError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    apt_install(PACKAGES, ClusterError)
     if still_missing := missing_programs():
         raise ClusterError(f"after installing {PACKAGES}, still missing: {still_missing}")
 
