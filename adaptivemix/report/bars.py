@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt
 from adaptivemix.io import atomic_write
 from adaptivemix.report.figures import save_figure
 from adaptivemix.report.layouts import arrow
-from adaptivemix.report.tables import rank_order
+from adaptivemix.report.tables import rank_order, table_metrics
 
 BAR_COLUMNS = ("group", "dataset", "arch", "method", "mean", "ci_low", "ci_high", "n_seeds")
 
@@ -34,7 +34,7 @@ def bar_data(
     Rows with no mean for ``metric`` (dataset without it, no finished seed) are left out.
     ``group`` is the dataset, or "dataset/arch" when the summary has several architectures.
     """
-    available = [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
+    available = table_metrics(summary)
     if metric not in available:
         raise ValueError(f"metric {metric!r} not in the summary; available: {available}")
     rows = summary[summary[f"{metric}_mean"].notna()].reset_index(drop=True)

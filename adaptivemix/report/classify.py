@@ -55,6 +55,11 @@ def accuracy_metrics(runs: pd.DataFrame) -> list[str]:
     return [c for c in ("clean_acc", *middle, "val_acc") if c in accs]
 
 
+def as_percent(runs: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """``runs`` with the accuracy columns ``metrics`` in %, as the paper reports them."""
+    return runs.assign(**{m: runs[m] * 100.0 for m in metrics})
+
+
 def accuracy_tables(
     metrics_paths: Sequence[Path | str],
     tables_dir: Path,
@@ -67,7 +72,7 @@ def accuracy_tables(
     runs = collect_runs(metrics_paths)
     check_fingerprints(runs)
     metrics = accuracy_metrics(runs)
-    runs[metrics] = runs[metrics] * 100.0  # the paper reports accuracies in %
+    runs = as_percent(runs, metrics)
     summary = summary_table(runs, metrics=metrics, method_order=method_order)
     written = []
     for dataset in dict.fromkeys(summary["dataset"]):
@@ -116,14 +121,11 @@ def collect_ood(ood_paths: Sequence[Path | str]) -> tuple[pd.DataFrame, pd.DataF
 def _check_ood_protocols(frame: pd.DataFrame) -> None:
     """Refuse OOD results of one (ID set, OOD set) column measured under different protocols.
 
-    The message is :func:`protocol_mismatch`'s, as for accuracies and GAN metrics. It names the
-    differing fields when ``frame`` has ``protocol_fields`` (flattened protocols); without
-    that column only the readable ``protocol`` label is compared.
+    The message is :func:`protocol_mismatch`'s, as for accuracies and GAN metrics: it names
+    the differing fields of the flattened protocols :func:`collect_ood` keeps per row.
     """
     for (dataset, ood_set), rows in frame.groupby(["dataset", "ood_set"], sort=False):
         if rows["protocol_fingerprint"].nunique(dropna=False) > 1:
-            if PROTOCOL_FIELDS not in rows.columns:
-                rows = rows.assign(**{PROTOCOL_FIELDS: [{"label": x} for x in rows["protocol"]]})
             where = f"OOD results for {dataset} vs {ood_set}"
             run_columns = ("detector", "method", "seed")
             raise ValueError(protocol_mismatch(where, rows, run_columns))

@@ -18,7 +18,8 @@ import pandas as pd
 
 from adaptivemix.gan.variants import SEPARATOR
 from adaptivemix.report.stats import N_BOOT, paired_difference
-from adaptivemix.report.tables import format_mean_std, precision_of, rank_order
+from adaptivemix.report.tables import format_mean_std, precision_of, rank_order, table_metrics
+from adaptivemix.report.writers import markdown_table
 
 GENERATION_METRICS = ("fid", "kid", "precision", "recall", "modes", "kl_modes", "feature_spread")
 LOWER_IS_BETTER = frozenset({"fid", "kid", "kl_modes", "fpr95", "feature_spread"})
@@ -40,13 +41,9 @@ def arrow(metric: str) -> str:
     return "↓" if metric in LOWER_IS_BETTER else "↑"
 
 
-def _available(summary: pd.DataFrame) -> list[str]:
-    return [c[: -len("_mean")] for c in summary.columns if c.endswith("_mean")]
-
-
 def _generation_metrics(summary: pd.DataFrame, metrics: Sequence[str] | None) -> list[str]:
     """The requested metrics (checked), or each of GENERATION_METRICS some row has."""
-    available = _available(summary)
+    available = table_metrics(summary)
     if metrics is None:
         return [
             m for m in GENERATION_METRICS if m in available and summary[f"{m}_mean"].notna().any()
@@ -142,7 +139,7 @@ def generation_layout(
 
 
 def _markdown(frame: pd.DataFrame) -> str:
-    return frame.to_markdown(index=False, disable_numparse=True)
+    return markdown_table(frame).rstrip("\n")
 
 
 def baseline_of(variant: str, baseline: str) -> str:

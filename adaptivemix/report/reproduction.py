@@ -20,7 +20,7 @@ from adaptivemix.report.claims import (
     protocols_from_runs,
     write_claims_tables,
 )
-from adaptivemix.report.classify import accuracy_metrics
+from adaptivemix.report.classify import accuracy_metrics, as_percent
 from adaptivemix.report.collect import collect_runs
 from adaptivemix.report.tables import summary_table
 
@@ -29,8 +29,7 @@ def _task_summary(runs: pd.DataFrame) -> pd.DataFrame:
     """One task's summary: accuracies (``*_acc``) in %, other metrics as recorded."""
     accuracies = accuracy_metrics(runs)
     if accuracies:
-        runs = runs.assign(**{m: runs[m] * 100.0 for m in accuracies})
-        return summary_table(runs, metrics=accuracies)
+        return summary_table(as_percent(runs, accuracies), metrics=accuracies)
     return summary_table(runs)
 
 

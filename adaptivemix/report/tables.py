@@ -185,7 +185,7 @@ def _format_cell(mean: float, std: float, low: float, high: float, digits: int) 
     return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
-def _table_metrics(table: pd.DataFrame) -> list[str]:
+def table_metrics(table: pd.DataFrame) -> list[str]:
     """Metric names present in a summary table, in column order."""
     return [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
 
@@ -195,7 +195,7 @@ def format_shown(table: pd.DataFrame) -> pd.DataFrame:
     confidence = table.attrs.get("confidence")
     ci = f"bootstrap {confidence:.0%} CI" if confidence is not None else "bootstrap CI"
     shown = pd.DataFrame({c: table[c] for c in GROUP_COLS if c in table.columns})
-    for m in _table_metrics(table):
+    for m in table_metrics(table):
         digits = precision_of(m)
         cells = zip(*(table[f"{m}_{f}"] for f in STAT_FIELDS), strict=True)
         shown[f"{m} (mean ± std [{ci}])"] = [_format_cell(*c, digits) for c in cells]
