@@ -14,7 +14,6 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/backbones.smk"
 include: "workflow/rules/gan.smk"
-include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/classify.smk"
 include: "workflow/rules/ood.smk"
 

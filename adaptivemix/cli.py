@@ -4,29 +4,36 @@ adaptivemix check-config config/default.yaml      # validate, print the resolved
 adaptivemix prepare-data --dataset digits --resolution 16 --out data.pt --summary data.json
 adaptivemix train-backbone --name digits-cnn --dataset-file data.pt --out w.pt --summary b.json
 adaptivemix reference-stats --dataset-file data.pt --split train --backbone digits-cnn ...
-adaptivemix train-gan --spec '{...}' --dataset-file data.pt ... --run-dir R --state-dir S
+adaptivemix train-gan --spec '{...}' --dataset-file data.pt ... --run-dir R --state-dir S \
+    --n-gen 5000 --pr-k 3                         # then evaluates it in the same process
 adaptivemix evaluate-gan --run-dir R --backbone digits-cnn --weights w.pt --reference ref.npz
 adaptivemix aggregate --metrics R1/metrics.json R2/metrics.json --out-dir results/default
-adaptivemix train-classifier --spec '{...}' --dataset-file data.pt --run-dir R --state-dir S
+adaptivemix train-classifier --spec '{...}' --dataset-file data.pt --run-dir R --state-dir S \
+    --attacks '{"fgsm": {...}}' --ood-files ... --detectors '{...}'   # then evaluates it
 adaptivemix prepare-ood-set --name letters --id-dataset-file data.pt --out letters.pt
 adaptivemix evaluate-classifier --run-dir R --dataset-file data.pt --attacks '{"fgsm": {...}}' \
     --ood-files letters.pt ... --detectors '{"msp": {}, "odin": {"temperature": 1000}}'
 adaptivemix aggregate-classify --metrics R1/metrics.json ... --ood R1/ood.json ... --out-dir D
 adaptivemix claims --metrics R1/metrics.json ... --claims config/claims.csv --out-dir D
+adaptivemix overhead results/default --cores 2     # where a finished run's wall time went
+adaptivemix --timing job.json <command> ...         # any command: its start-up and work seconds
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import time
 from pathlib import Path
 
-import torch
-import yaml
-from threadpoolctl import threadpool_limits
-
 from adaptivemix.errors import ConfigError
+from adaptivemix.timing import WorkTimer, process_started_at, write_timing
+
+# Imports stay inside the commands: each process pays only for what its command uses
+# (``--help``, ``aggregate``, ``aggregate-classify`` and ``claims`` never import torch; a
+# training job imports no timm, torchvision or scikit-learn unless a plugin it runs does).
 
 
 def _load_plugins() -> None:
@@ -34,7 +41,22 @@ def _load_plugins() -> None:
     import baselines  # noqa: F401  (registers every baseline; the core never imports it)
 
 
+def _limit_threads(threads: int, with_torch: bool) -> None:
+    # NumPy/SciPy's BLAS must obey the job's thread budget too: two BLAS threads per job
+    # on a two-core machine running two jobs thrash (KID ran 20× slower).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    if with_torch:
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(1)
+
+
 def cmd_check_config(args) -> None:
+    import yaml
+
     from adaptivemix.config import load_workflow_config
 
     config = load_workflow_config(yaml.safe_load(Path(args.config).read_text()) or {})
@@ -61,6 +83,7 @@ def cmd_train_backbone(args) -> None:
         load_prepared(args.dataset_file), args.seed,
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, out_path=args.out,
     )  # fmt: skip
+    args.work.add("train", summary["train_seconds"])
     write_json(args.summary, summary)
 
 
@@ -70,7 +93,10 @@ def cmd_reference_stats(args) -> None:
     from adaptivemix.metrics.fid import compute_reference_stats
 
     backbone = BACKBONES.get(args.backbone, "backbone.name")(args.weights, args.device)
-    compute_reference_stats(load_prepared(args.dataset_file), args.split, backbone).save(args.out)
+    dataset = load_prepared(args.dataset_file)
+    with args.work.phase("evaluate"):
+        stats = compute_reference_stats(dataset, args.split, backbone)
+    stats.save(args.out)
 
 
 def cmd_install_backbone(args) -> None:
@@ -81,52 +107,67 @@ def cmd_install_backbone(args) -> None:
 
 
 def cmd_train_gan(args) -> None:
-    """Train one GAN run (every rank under torchrun). On SIGTERM (SLURM preemption) the
-    state is checkpointed and the process exits with status 143 without writing the run's
-    outputs; rerunning the same command resumes (e.g. ``sbatch --requeue``)."""
+    """Train one GAN run (every rank under torchrun), then, with ``--n-gen``, measure its
+    final metrics in the same process (rank 0). On SIGTERM (SLURM preemption) the state is
+    checkpointed and the process exits with status 143 without writing the run's outputs;
+    rerunning the same command resumes (e.g. ``sbatch --requeue``)."""
     from adaptivemix.config import GanRunConfig
-    from adaptivemix.gan.distributed import PREEMPTED_EXIT_CODE, Preempted
+    from adaptivemix.gan.distributed import PREEMPTED_EXIT_CODE, Preempted, is_main_process
     from adaptivemix.gan.run import run_training
 
     cfg = GanRunConfig.from_dict(json.loads(args.spec))
     try:
-        run_training(
+        summary = run_training(
             cfg, args.dataset_file, args.backbone, args.weights, args.reference,
             Path(args.run_dir), Path(args.state_dir),
         )  # fmt: skip
     except Preempted as err:
         print(f"adaptivemix: {err}", file=sys.stderr)
         raise SystemExit(PREEMPTED_EXIT_CODE) from None
+    args.work.add("train", summary["session_seconds"])
+    if args.n_gen and is_main_process():
+        args.device = cfg.device
+        cmd_evaluate_gan(args)
 
 
 def cmd_evaluate_gan(args) -> None:
     from adaptivemix.gan.run import run_evaluation
 
-    run_evaluation(
-        args.run_dir, args.backbone, args.weights, args.reference, args.n_gen, args.device,
-        args.pr_k,
-    )  # fmt: skip
+    with args.work.phase("evaluate"):
+        run_evaluation(
+            args.run_dir, args.backbone, args.weights, args.reference, args.n_gen, args.device,
+            args.pr_k,
+        )  # fmt: skip
 
 
 def cmd_aggregate(args) -> None:
     from adaptivemix.report import aggregate_gan
 
     out = Path(args.out_dir)
-    aggregate_gan(args.metrics, out / "tables", out / "figures", args.method_order, args.baseline)
+    with args.work.phase("report"):
+        aggregate_gan(
+            args.metrics, out / "tables", out / "figures", args.method_order, args.baseline
+        )
 
 
 def cmd_claims(args) -> None:
     from adaptivemix.report.reproduction import reproduction_tables
 
-    reproduction_tables(args.metrics, args.claims, Path(args.out_dir) / "tables")
+    with args.work.phase("report"):
+        reproduction_tables(args.metrics, args.claims, Path(args.out_dir) / "tables")
 
 
 def cmd_train_classifier(args) -> None:
+    """Train one classifier run, then, with ``--attacks``, evaluate it in the same process."""
     from adaptivemix.classify.config import ClsRunConfig
     from adaptivemix.classify.run import run_cls_training
 
     cfg = ClsRunConfig.from_dict(json.loads(args.spec))
-    run_cls_training(cfg, args.dataset_file, Path(args.run_dir), Path(args.state_dir))
+    summary = run_cls_training(cfg, args.dataset_file, Path(args.run_dir), Path(args.state_dir))
+    args.work.add("train", summary["session_seconds"])
+    if args.attacks is not None:
+        args.device = cfg.device
+        cmd_evaluate_classifier(args)
 
 
 def cmd_evaluate_classifier(args) -> None:
@@ -135,12 +176,13 @@ def cmd_evaluate_classifier(args) -> None:
     from adaptivemix.ood.run import run_ood_evaluation
 
     attacks = json.loads(args.attacks)
-    run_cls_evaluation(args.run_dir, args.dataset_file, attacks, args.batch_size, args.device)
     files = {Path(f).stem: Path(f) for f in args.ood_files}
     detectors = json.loads(args.detectors)
-    run_ood_evaluation(
-        args.run_dir, args.dataset_file, files, detectors, args.batch_size, args.device
-    )
+    with args.work.phase("evaluate"):
+        run_cls_evaluation(args.run_dir, args.dataset_file, attacks, args.batch_size, args.device)
+        run_ood_evaluation(
+            args.run_dir, args.dataset_file, files, detectors, args.batch_size, args.device
+        )
 
 
 def cmd_prepare_ood_set(args) -> None:
@@ -153,75 +195,114 @@ def cmd_aggregate_classify(args) -> None:
     from adaptivemix.report.classify import aggregate_classify
 
     out = Path(args.out_dir)
-    aggregate_classify(
-        args.metrics, args.ood or [], out / "tables", out / "figures", args.method_order,
-        args.baseline,
-    )  # fmt: skip
+    with args.work.phase("report"):
+        aggregate_classify(
+            args.metrics, args.ood or [], out / "tables", out / "figures", args.method_order,
+            args.baseline,
+        )  # fmt: skip
+
+
+def cmd_overhead(args) -> None:
+    from adaptivemix.report.overhead import overhead_table
+
+    table = overhead_table(Path(args.results), args.cores, args.wall)
+    print(table)
+    if args.out:
+        from adaptivemix.io import atomic_write
+
+        atomic_write(args.out, lambda f: f.write(table.encode()))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="adaptivemix", description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument(
+        "--timing", default=None, help="write the job's start-up and work seconds to this JSON"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("check-config", help="validate a workflow config and print it resolved")
+    p = _command(sub, "check-config", cmd_check_config, "validate a config, print it resolved")
     p.add_argument("config")
-    p.set_defaults(func=cmd_check_config)
-    p = sub.add_parser("prepare-data")
+    p = _command(sub, "prepare-data", cmd_prepare_data)
     _args(p, "--dataset", "--out", "--summary", resolution=int)
     p.add_argument("--source", default="{}", help="JSON: the config's sources.<name>")
-    p.set_defaults(func=cmd_prepare_data)
-    p = sub.add_parser("train-backbone")
+    p = _command(sub, "train-backbone", cmd_train_backbone)
     _args(p, "--name", "--dataset-file", "--out", "--summary", seed=int, steps=int,
           batch_size=int, lr=float)  # fmt: skip
-    p.set_defaults(func=cmd_train_backbone)
-    p = sub.add_parser("reference-stats")
+    p = _command(sub, "reference-stats", cmd_reference_stats)
     _args(p, "--dataset-file", "--split", "--backbone", "--weights", "--out", "--device")
-    p.set_defaults(func=cmd_reference_stats)
-    p = sub.add_parser("install-backbone")
+    p = _command(sub, "install-backbone", cmd_install_backbone)
     _args(p, "--name", "--weights", "--sha256", "--out")
-    p.set_defaults(func=cmd_install_backbone)
-    p = sub.add_parser("train-gan")
+    p = _command(sub, "train-gan", cmd_train_gan, "train a GAN run (and evaluate it: --n-gen)")
     _args(p, "--spec", "--dataset-file", "--backbone", "--weights", "--reference", "--run-dir",
           "--state-dir")  # fmt: skip
-    p.set_defaults(func=cmd_train_gan)
-    p = sub.add_parser("evaluate-gan")
-    _args(p, "--run-dir", "--backbone", "--weights", "--reference", "--device", n_gen=int)
-    p.add_argument("--pr-k", type=int, default=0, help="precision/recall neighbours; 0: off")
-    p.set_defaults(func=cmd_evaluate_gan)
-    p = sub.add_parser("aggregate")
-    p.add_argument("--metrics", nargs="+", required=True)
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--method-order", nargs="*", default=None)
-    p.add_argument("--baseline", default="vanilla", help="every method is paired with it")
-    p.set_defaults(func=cmd_aggregate)
-    p = sub.add_parser("claims", help="reproduced-vs-reported tables from the claims registry")
-    p.add_argument("--metrics", nargs="*", default=[])
-    _args(p, "--claims", "--out-dir")
-    p.set_defaults(func=cmd_claims)
+    _gan_evaluation_args(p, required=False)
+    p = _command(sub, "evaluate-gan", cmd_evaluate_gan, "final metrics of a finished GAN run")
+    _args(p, "--run-dir", "--backbone", "--weights", "--reference", "--device")
+    _gan_evaluation_args(p, required=True)
+    _report_parsers(sub)
     _classify_parsers(sub)
     return parser
 
 
-def _classify_parsers(sub) -> None:
-    p = sub.add_parser("train-classifier")
-    _args(p, "--spec", "--dataset-file", "--run-dir", "--state-dir")
-    p.set_defaults(func=cmd_train_classifier)
-    p = sub.add_parser("evaluate-classifier")
-    _args(p, "--run-dir", "--dataset-file", "--attacks", "--device", batch_size=int)
-    p.add_argument("--ood-files", nargs="*", default=[], help="one file per OOD set")
-    p.add_argument("--detectors", default="{}", help="JSON: detector name -> options")
-    p.set_defaults(func=cmd_evaluate_classifier)
-    p = sub.add_parser("prepare-ood-set")
-    _args(p, "--name", "--id-dataset-file", "--out")
-    p.add_argument("--source", default="{}", help="JSON: the config's sources.<key>")
-    p.set_defaults(func=cmd_prepare_ood_set)
-    p = sub.add_parser("aggregate-classify")
+def _command(sub, name: str, func, help_text: str | None = None, plugins: bool = True):
+    """A subcommand; ``plugins=False``: it reads result files only (no registry, no torch)."""
+    p = sub.add_parser(name, help=help_text)
+    p.set_defaults(func=func, plugins=plugins)
+    return p
+
+
+def _gan_evaluation_args(p: argparse.ArgumentParser, required: bool) -> None:
+    default = None if required else 0
+    p.add_argument("--n-gen", type=int, required=required, default=default,
+                   help="generated images of the final evaluation (0: train only)")  # fmt: skip
+    p.add_argument("--pr-k", type=int, default=0, help="precision/recall neighbours; 0: off")
+
+
+def _report_parsers(sub) -> None:
+    p = _command(sub, "aggregate", cmd_aggregate, "GAN tables and figures", plugins=False)
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--method-order", nargs="*", default=None)
+    p.add_argument("--baseline", default="vanilla", help="every method is paired with it")
+    p = _command(sub, "claims", cmd_claims, "reproduced-vs-reported tables", plugins=False)
+    p.add_argument("--metrics", nargs="*", default=[])
+    _args(p, "--claims", "--out-dir")
+    p = _command(
+        sub, "aggregate-classify", cmd_aggregate_classify, "classification and OOD tables",
+        plugins=False,
+    )  # fmt: skip
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--ood", nargs="*", default=None)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--method-order", nargs="*", default=None)
     p.add_argument("--baseline", default="erm", help="every method is paired with it")
-    p.set_defaults(func=cmd_aggregate_classify)
+    p = _command(
+        sub, "overhead", cmd_overhead, "where a finished profile's wall time went", plugins=False
+    )
+    p.add_argument("results", help="the profile's results folder, e.g. results/default")
+    p.add_argument("--cores", type=int, required=True, help="the --cores Snakemake ran with")
+    p.add_argument("--wall", type=float, default=None, help="measured wall seconds of the run")
+    p.add_argument("--out", default=None, help="also write the table here (Markdown)")
+
+
+def _classify_parsers(sub) -> None:
+    p = _command(sub, "train-classifier", cmd_train_classifier, "train (and evaluate) a classifier")
+    _args(p, "--spec", "--dataset-file", "--run-dir", "--state-dir")
+    _classifier_evaluation_args(p, required=False)
+    p = _command(sub, "evaluate-classifier", cmd_evaluate_classifier)
+    _args(p, "--run-dir", "--dataset-file", "--device")
+    _classifier_evaluation_args(p, required=True)
+    p = _command(sub, "prepare-ood-set", cmd_prepare_ood_set)
+    _args(p, "--name", "--id-dataset-file", "--out")
+    p.add_argument("--source", default="{}", help="JSON: the config's sources.<key>")
+
+
+def _classifier_evaluation_args(p: argparse.ArgumentParser, required: bool) -> None:
+    help_text = "JSON: attack name -> options (given: evaluate after training)"
+    p.add_argument("--attacks", required=required, default=None, help=help_text)
+    p.add_argument("--batch-size", type=int, required=required, default=500)
+    p.add_argument("--ood-files", nargs="*", default=[], help="one file per OOD set")
+    p.add_argument("--detectors", default="{}", help="JSON: detector name -> options")
 
 
 def _args(parser: argparse.ArgumentParser, *names: str, **typed: type) -> None:
@@ -234,18 +315,20 @@ def _args(parser: argparse.ArgumentParser, *names: str, **typed: type) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    started_at = process_started_at() if args.timing else 0.0
     if args.threads:
-        # NumPy/SciPy's BLAS must obey the job's thread budget too: two BLAS threads per job
-        # on a two-core machine running two jobs thrash (KID ran 20× slower).
-        threadpool_limits(args.threads)
-        torch.set_num_threads(args.threads)
-        torch.set_num_interop_threads(1)
-    _load_plugins()
+        _limit_threads(args.threads, with_torch=args.plugins)
+    if args.plugins:
+        _load_plugins()
+    args.work = WorkTimer()
+    ready_at = time.time()
     try:
         args.func(args)
     except ConfigError as err:
         print(f"adaptivemix: error: {err}", file=sys.stderr)
         return 2
+    if args.timing and os.environ.get("RANK", "0") == "0":  # one record per job under torchrun
+        write_timing(args.timing, args.command, started_at, ready_at, args.work)
     return 0
 
 

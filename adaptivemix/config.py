@@ -131,7 +131,7 @@ def check_report(config: dict) -> None:
     """Baselines are registered methods; the claims registry exists and parses."""
     from adaptivemix.classify.methods import CLS_METHODS
     from adaptivemix.gan.methods import METHODS
-    from adaptivemix.report.claims import load_claims
+    from adaptivemix.report.claims_registry import read_claims
 
     METHODS.get(config["report"]["baseline"]["gan"], "report.baseline.gan")
     CLS_METHODS.get(config["report"]["baseline"]["classify"], "report.baseline.classify")
@@ -140,7 +140,7 @@ def check_report(config: dict) -> None:
         expected = f"a claims CSV (looked in the working directory and in {REPO_ROOT})"
         raise ConfigError("report.claims", config["report"]["claims"], expected)
     try:
-        load_claims(path)
+        read_claims(path)
     except ValueError as err:
         raise ConfigError("report.claims", str(path), f"a valid claims CSV: {err}") from None
 

@@ -12,8 +12,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import torch
-
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     path = Path(path)
@@ -60,8 +58,12 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 
 def save_torch(path: str | Path, obj: Any) -> Path:
+    import torch  # here, not above: the report's jobs write JSON without importing torch
+
     return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_torch(path: str | Path) -> Any:
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)

@@ -21,6 +21,9 @@ from adaptivemix.errors import ConfigError
 
 T = TypeVar("T")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]+")
+#: Joins a GAN method and its augmentations in a variant name ("adaptivemix+ada"); here, not in
+#: :mod:`adaptivemix.gan.variants`, so that reports can split names without importing torch.
+VARIANT_SEPARATOR = "+"
 
 
 class Registry(Generic[T]):

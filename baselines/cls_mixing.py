@@ -27,8 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from timm.data import Mixup
-from timm.loss import SoftTargetCrossEntropy
 from torch import nn
 
 from adaptivemix.classify.methods import CLS_METHODS, ClsBatch, ClsMethod
@@ -68,6 +66,8 @@ class TimmMixing(ClsMethod):
         n = batch.x.shape[0]
         if n % 2:
             raise ValueError(f"{self.kind} (timm) pairs sample i with N−1−i: batch size {n} is odd")
+        from timm.data import Mixup  # at use: importing timm costs seconds of every job's start
+
         gen, opt = batch.generator, self.options
         mixer = Mixup(
             mixup_alpha=opt.alpha if self.kind == "mixup" else 0.0,
@@ -83,6 +83,8 @@ class TimmMixing(ClsMethod):
             return mixer(batch.x.clone(), batch.y)  # timm mixes in place: give it a copy
 
     def loss(self, model: nn.Module, batch: ClsBatch) -> tuple[torch.Tensor, dict[str, float]]:
+        from timm.loss import SoftTargetCrossEntropy
+
         x, target = self.mix(batch)
         loss = SoftTargetCrossEntropy()(model(x), target)
         return loss, {"loss_ce": float(loss.detach())}

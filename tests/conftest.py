@@ -11,6 +11,7 @@ from threadpoolctl import threadpool_limits
 
 import adaptivemix.registries  # noqa: F401  (every core registry)
 import baselines  # noqa: F401  (every baseline registers itself)
+from tests.helpers import snakemake
 
 torch.set_num_threads(1)
 threadpool_limits(1)
@@ -38,3 +39,13 @@ def digits_backbone(tmp_path_factory, digits16):
     path = tmp_path_factory.mktemp("backbone") / "weights.pt"
     BACKBONE_TRAINERS.get("digits-cnn")(digits16, 0, steps=30, batch_size=32, out_path=path)
     return BACKBONES.get("digits-cnn")(path, "cpu")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory, repo_root):
+    """The smoke profile run once through the real DAG: (results folder, workdir, config)."""
+    workdir = tmp_path_factory.mktemp("smoke")
+    config = str(repo_root / "config/smoke.yaml")
+    result = snakemake(repo_root, workdir, "--cores", "2", "--configfile", config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir / "results/smoke", workdir, config

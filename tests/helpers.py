@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from adaptivemix.config import GanRunConfig
 
 
@@ -15,3 +19,10 @@ def tiny_run_config(method: str = "vanilla", seed: int = 0, **overrides) -> GanR
     )  # fmt: skip
     values.update(overrides)
     return GanRunConfig(**values)
+
+
+def snakemake(repo_root: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """The real Snakemake on this repository's Snakefile, in ``workdir``."""
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "Snakefile"),
+               "--directory", str(workdir), *args]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo_root)

@@ -135,6 +135,18 @@ def test_mode_labels_with_a_trained_digits_cnn(digits_weights, stacked16):
     assert (got == labels[:300].numpy()).mean() > 0.4
 
 
+def test_one_pass_features_and_groups_equal_the_two_passes(digits_weights, stacked16):
+    """The final evaluation's single trunk pass gives exactly the features and per-channel
+    classes of the two separate passes, on uint8 and float images alike."""
+    backbone = BACKBONES.get("digits-cnn")(digits_weights, "cpu")
+    images = stacked16.split("val")[0][:130]
+    for batch in (images, ((images.float() / 127.5) - 1.0)):
+        feats, groups = backbone.features_and_groups(batch, batch_size=48)
+        assert np.array_equal(feats, backbone.features(batch, batch_size=48))
+        assert np.array_equal(groups, backbone.predict_groups(batch, batch_size=48))
+        assert feats.dtype == np.float64 and groups.dtype == np.int64 and groups.shape == (130, 3)
+
+
 @pytest.fixture(scope="module")
 def stacked_reference(digits_weights, stacked16, tmp_path_factory):
     """Reference statistics of the stacked val split measured by the brief digits-cnn."""

@@ -55,8 +55,8 @@ def test_paper_dry_run_builds_the_whole_matrix_without_any_data(repo_root, tmp_p
     gan_runs = sum(d * m * s for d, m, s in GAN_MATRIX.values())
     assert job_counts(text) == {
         "prepare_dataset": 6, "install_backbone": 1, "reference_stats": 6,
-        "train_gan": gan_runs, "evaluate_gan": gan_runs, "aggregate_gan": 1,
-        "prepare_cls_dataset": 2, "train_classifier": 30, "evaluate_classifier": 30,
+        "train_gan": gan_runs, "aggregate_gan": 1,
+        "prepare_cls_dataset": 2, "train_classifier": 30,
         "prepare_ood_set": 22, "aggregate_classify": 1, "claims": 1, "report_tables": 1,
         "all": 1,
     }  # fmt: skip
@@ -89,7 +89,7 @@ def test_paper_dag_builds_with_local_copies(repo_root, tmp_path):
     assert result.returncode == 0, text[-3000:]
     # 2 ID sets × 5 methods × 3 seeds; 11 OOD sets per ID set
     assert job_counts(text) == {
-        "prepare_cls_dataset": 2, "train_classifier": 30, "evaluate_classifier": 30,
+        "prepare_cls_dataset": 2, "train_classifier": 30,
         "prepare_ood_set": 22, "aggregate_classify": 1, "claims": 1, "report_tables": 1,
         "all": 1,
     }  # fmt: skip

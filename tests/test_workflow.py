@@ -4,29 +4,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from adaptivemix.io import read_json
-
-
-def snakemake(repo_root: Path, workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "Snakefile"),
-               "--directory", str(workdir), *args]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo_root)
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, repo_root):
-    workdir = tmp_path_factory.mktemp("smoke")
-    config = str(repo_root / "config/smoke.yaml")
-    result = snakemake(repo_root, workdir, "--cores", "2", "--configfile", config)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir / "results/smoke", workdir, config
+from adaptivemix.report.overhead import breakdown, read_jobs
+from tests.helpers import snakemake
 
 
 @pytest.mark.slow
@@ -94,10 +78,9 @@ def test_adding_a_method_adds_only_its_jobs(smoke_run, repo_root, tmp_path):
     result = snakemake(repo_root, workdir, "-n", "--configfile", config, str(extra))
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-2000:]
-    # seed 2 of both methods on both datasets: train + evaluate each, then the aggregate,
-    # the claims matched against every run and the report's table pages
-    expected = {"train_gan": 4, "evaluate_gan": 4, "aggregate_gan": 1, "claims": 1,
-                "report_tables": 1, "all": 1}  # fmt: skip
+    # seed 2 of both methods on both datasets: one train-and-evaluate job each, then the
+    # aggregate, the claims matched against every run and the report's table pages
+    expected = {"train_gan": 4, "aggregate_gan": 1, "claims": 1, "report_tables": 1, "all": 1}
     assert job_counts(text) == expected
 
 
@@ -125,6 +108,29 @@ def test_classification_track_writes_accuracy_and_ood_reports(smoke_run):
         assert image.width > 300
     assert len(list(out.glob("benchmarks/train_classifier/**/*.tsv"))) == 4
     assert len(list(out.glob("state/classify/**/checkpoint.pt"))) == 4
+
+
+@pytest.mark.slow
+def test_every_job_records_its_time_and_the_overhead_adds_up(smoke_run):
+    """Every job has a benchmark file; every one the CLI runs also its start-up and work
+    seconds (report_tables is a Snakemake script); the breakdown fills the capacity."""
+    out, _, _ = smoke_run
+    benchmarks = sorted(out.glob("benchmarks/**/*.tsv"))
+    rules = {p.relative_to(out / "benchmarks").parts[0] for p in benchmarks}
+    assert len(benchmarks) == 24  # every job of the smoke DAG but `all`
+    assert "train_gan" in rules and "aggregate_gan" in rules and "prepare_dataset" in rules
+    for path in benchmarks:
+        rule = path.relative_to(out / "benchmarks").parts[0]
+        if rule == "report_tables":
+            continue
+        record = read_json(path.with_suffix(".timing.json"))
+        assert 0 < record["startup_s"] < record["process_s"], path
+        if rule in ("train_gan", "train_classifier"):
+            assert record["work_s"]["train"] > 0 and record["work_s"]["evaluate"] > 0
+    parts = breakdown(read_jobs(out), cores=2)
+    categories = sum(v for k, v in parts.items() if k not in ("wall", "capacity", "work"))
+    assert categories == pytest.approx(parts["capacity"])
+    assert 0 < parts["work"] < parts["capacity"]
 
 
 def job_counts(dry_run_output: str) -> dict[str, int]:

@@ -174,6 +174,7 @@ def train_classifier(
     method = build_cls_method(cfg.method, cfg.method_options)
     state = build_state(cfg, dataset)
     resumed_from = _resume(state, state_dir, cfg)
+    elapsed_before = state.elapsed_s
     status = _run_epochs(state, method, dataset, cfg, state_dir, callbacks)
     summary = {
         "status": status,
@@ -185,6 +186,7 @@ def train_classifier(
         "selection": "best validation accuracy (earliest epoch on ties); test split unseen",
         "resumed_from_epoch": resumed_from,
         "train_seconds": round(state.elapsed_s, 3),
+        "session_seconds": round(state.elapsed_s - elapsed_before, 3),  # this process's share
         "method_details": method.describe(),
         "config": cfg.to_dict(),
     }

@@ -125,6 +125,10 @@ class WideResNet(nn.Module):
             self.head = OrthogonalHead(widths[3], num_classes)
 
     def _init_trunk(self) -> None:
+        if self.stem.weight.is_meta:
+            # structure only (the config check): nothing to draw, and drawing on meta tensors
+            # imports torch's compiler stack (seconds of every `snakemake` call)
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv2d):  # He-normal (fan-out), as the AdaptiveMix code
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

@@ -13,8 +13,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from adaptivemix.data.base import ImageDataset, register_dataset
 from adaptivemix.errors import ConfigError
@@ -27,6 +25,9 @@ DIGIT_CLASSES = tuple("0123456789")
 
 def digits_split_indices() -> dict[str, np.ndarray]:
     """Indices into ``load_digits()`` for each split (stratified, deterministic)."""
+    from sklearn.datasets import load_digits  # at use: only data preparation needs sklearn
+    from sklearn.model_selection import train_test_split
+
     labels = load_digits().target
     all_idx = np.arange(len(labels))
     rest, test = train_test_split(
@@ -51,6 +52,8 @@ def upsample_digits(raw: np.ndarray, resolution: int) -> torch.Tensor:
 def build_digits(resolution: int = 16) -> ImageDataset:
     if resolution not in SUPPORTED_RESOLUTIONS:
         raise ConfigError("data.resolution", resolution, f"one of {list(SUPPORTED_RESOLUTIONS)}")
+    from sklearn.datasets import load_digits
+
     bunch = load_digits()
     idx = digits_split_indices()
     images = {s: upsample_digits(bunch.images[i], resolution) for s, i in idx.items()}

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.datasets import load_digits
 
 from adaptivemix.data.base import SPLITS, ImageDataset, register_dataset
 from adaptivemix.data.digits import SUPPORTED_RESOLUTIONS, digits_split_indices, upsample_digits
@@ -60,6 +59,8 @@ def build_stacked_digits(resolution: int = 16) -> ImageDataset:
     """The stacked-digits dataset at ``resolution`` px (one of 8, 16, 32), 1,000 classes."""
     if resolution not in SUPPORTED_RESOLUTIONS:
         raise ConfigError("data.resolution", resolution, f"one of {list(SUPPORTED_RESOLUTIONS)}")
+    from sklearn.datasets import load_digits  # at use: only data preparation needs sklearn
+
     bunch = load_digits()
     images, labels = {}, {}
     for split, idx in digits_split_indices().items():

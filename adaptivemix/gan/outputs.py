@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import io
+import math
 from pathlib import Path
 
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
 from adaptivemix.config import GanRunConfig
 from adaptivemix.io import atomic_write, load_torch, save_torch, write_json
@@ -54,10 +54,33 @@ def save_sample_grid(G, z_dim: int, seed: int, path: Path, n: int = 64, scale: i
     gen = torch.Generator(device).manual_seed(seed)
     images = G(torch.randn(n, z_dim, generator=gen, device=device)).cpu()
     G.train(was_training)
-    grid = make_grid((images + 1) / 2, nrow=8, padding=1, pad_value=1.0).clamp(0, 1)
+    grid = image_grid((images + 1) / 2, per_row=8, padding=1, pad_value=1.0).clamp(0, 1)
     array = (grid.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
     picture = Image.fromarray(array.squeeze(-1) if array.shape[-1] == 1 else array)
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return atomic_write(path, lambda f: f.write(buffer.getvalue()))
+
+
+def image_grid(
+    images: torch.Tensor, per_row: int = 8, padding: int = 2, pad_value: float = 0.0
+) -> torch.Tensor:
+    """(N, C, H, W) images tiled row-major into one (C', H', W') picture, ``padding`` pixels
+    between and around them; single-channel images become 3-channel.
+
+    The layout of torchvision's ``make_grid`` (without its normalisation), written here so
+    that writing a sample grid does not import torchvision (its package import pulls
+    ``torchvision.models``: seconds per job); ``tests/test_outputs.py`` compares the two.
+    """
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    n, channels, height, width = images.shape
+    cols = min(per_row, n)
+    rows = math.ceil(n / cols)
+    cell_h, cell_w = height + padding, width + padding
+    grid = images.new_full((channels, rows * cell_h + padding, cols * cell_w + padding), pad_value)
+    for k in range(n):
+        top, left = (k // cols) * cell_h + padding, (k % cols) * cell_w + padding
+        grid[:, top : top + height, left : left + width] = images[k]
+    return grid

@@ -22,12 +22,11 @@ from adaptivemix.metrics.fid import (
 )  # fmt: skip
 from adaptivemix.metrics.precision_recall import DEFAULT_K
 from adaptivemix.metrics.shrinkage import FeatureProbe
+from adaptivemix.run_files import D_FEATURES_FILE
 from adaptivemix.run_record import write_run_record
 
 #: In-training evaluations use their own noise, so they never disturb the training stream.
 EVAL_SEED_OFFSET = 1_000_003
-#: The final D's features of the probe's reals and fakes, and their scalars (run folder).
-D_FEATURES_FILE = "d_features.npz"
 
 
 def save_d_features(path: Path, scalars: dict, features: dict, probe: dict) -> Path:

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from timm.utils import ModelEmaV3
 from tqdm import tqdm
 
 from adaptivemix.config import GanRunConfig
@@ -42,6 +41,7 @@ from adaptivemix.gan import distributed
 from adaptivemix.gan.augment import AugmentPipeline
 from adaptivemix.gan.checkpoint import LIVE_LOG, reset_state_dir, save_checkpoint, try_resume
 from adaptivemix.gan.distributed import DistEnv, Preempted
+from adaptivemix.gan.ema import ModelEma
 from adaptivemix.gan.losses import build_adv_loss
 from adaptivemix.gan.methods import GanMethod, RunEnv, StepContext
 from adaptivemix.gan.outputs import write_run_outputs
@@ -72,7 +72,7 @@ Finish = Callable[[torch.nn.Module, torch.nn.Module], None]
 class TrainState:
     G: torch.nn.Module
     D: torch.nn.Module
-    ema: ModelEmaV3
+    ema: ModelEma
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     generator: torch.Generator
@@ -143,7 +143,7 @@ def build_state(
     return TrainState(
         G=G,
         D=D,
-        ema=ModelEmaV3(G, decay=ema_decay(cfg)),
+        ema=ModelEma(G, decay=ema_decay(cfg)),
         opt_g=torch.optim.Adam(G.parameters(), lr=lr_g, betas=betas_g),
         opt_d=torch.optim.Adam(D.parameters(), lr=lr_d, betas=betas_d),
         generator=torch.Generator(cfg.device).manual_seed(cfg.seed),
@@ -302,6 +302,7 @@ def _train(cfg, dataset, run_dir, state_dir, hooks, env, dist) -> dict:
         dist.rows(max(cfg.batch_size // PL_BATCH_SHRINK, 1))
     resumed = try_resume(state_dir, state, cfg.to_dict(), truncate_log=dist.is_main)
     resumed_from = state.step if resumed else None
+    elapsed_before = state.elapsed_s
     dist.barrier()  # every rank has read the checkpoint before rank 0 may remove it
     if not resumed and dist.is_main:
         reset_state_dir(state_dir)
@@ -315,6 +316,7 @@ def _train(cfg, dataset, run_dir, state_dir, hooks, env, dist) -> dict:
         "diverged_at_step": state.step + 1 if status == "diverged" else None,
         "resumed_from_step": resumed_from,
         "train_seconds": round(state.elapsed_s, 3),
+        "session_seconds": round(state.elapsed_s - elapsed_before, 3),  # this process's share
         "method_details": {"method": method.describe(), "augment": augment.describe()},
     }
     if dist.is_main:

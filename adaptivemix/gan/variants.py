@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from adaptivemix.errors import ConfigError
 from adaptivemix.gan.augment import AUGMENTS, AugmentPipeline, build_augmentation
 from adaptivemix.gan.methods import METHODS, GanMethod, build_method
-
-SEPARATOR = "+"
+from adaptivemix.registry import VARIANT_SEPARATOR as SEPARATOR
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,11 @@ class FeatureBackbone(ABC):
         """(B, in_channels, H, W) -> (B, num_classes) logits; only classifiers have them."""
         raise NotImplementedError(f"backbone '{self.name}' has no classifier head")
 
+    def embed_and_logits_batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features and logits of one batch; a backbone whose logits are a head on its
+        features overrides this to run the trunk once."""
+        return self.embed_batch(images), self.logits_batch(images)
+
     def group_count(self, channels: int) -> int:
         """How many channel groups an input with ``channels`` channels is measured as."""
         if channels < 1 or channels % self.in_channels:
@@ -142,6 +147,21 @@ class FeatureBackbone(ABC):
     def features(self, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
         """Features of every image as float64 (N, k·feature_dim): statistics need precision."""
         return self._run(self.embed, images, batch_size).astype(np.float64)
+
+    def features_and_groups(
+        self, images: torch.Tensor, batch_size: int = 500
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`features` and :meth:`predict_groups` of the same images, from one pass."""
+
+        def both(batch: torch.Tensor) -> torch.Tensor:
+            groups, k = self._as_groups(self._prepared(batch))
+            feats, logits = self.embed_and_logits_batch(groups)
+            n = batch.shape[0]
+            return torch.cat([feats.reshape(n, -1), logits.reshape(n, k, -1).argmax(2)], 1)
+
+        out = self._run(both, images, batch_size)
+        width = self.group_count(images.shape[1]) * self.feature_dim
+        return out[:, :width].astype(np.float64), out[:, width:].astype(np.int64)
 
     def predict_groups(self, images: torch.Tensor, batch_size: int = 500) -> np.ndarray:
         """Predicted class of every channel group (int64, shape (N, k)), e.g. to count modes."""
@@ -206,3 +226,13 @@ class ModuleBackbone(FeatureBackbone):
     def logits_batch(self, images: torch.Tensor) -> torch.Tensor:
         self.module.eval()
         return self.module(images)
+
+    def embed_and_logits_batch(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One trunk pass when the module says how its logits follow from its features
+        (``logits_from_features``, with ``forward(x) == logits_from_features(embed(x))``)."""
+        head = getattr(self.module, "logits_from_features", None)
+        if head is None:
+            return super().embed_and_logits_batch(images)
+        self.module.eval()
+        feats = self.module.embed(images)
+        return feats, head(feats)

@@ -64,8 +64,11 @@ class DigitsCNN(nn.Module):
         """The 64-d penultimate activations (after ReLU): the features FID/KID use."""
         return F.relu(self.embedding(self.body(x).flatten(1)))
 
+    def logits_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(features)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.embed(x))
+        return self.logits_from_features(self.embed(x))
 
 
 def random_shift(x: torch.Tensor, generator: torch.Generator, max_shift: int = SHIFT_PX):

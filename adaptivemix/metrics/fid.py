@@ -1,7 +1,9 @@
 """FID and KID, computed by clean-fid's own formulas on features from a :class:`FeatureBackbone`.
 
-The distances themselves are clean-fid's (``frechet_distance`` and ``kernel_distance``), so
-numbers match the reference implementation the paper family reports; this module only
+The distances themselves are clean-fid's (``frechet_distance`` and ``kernel_distance``, in
+:mod:`adaptivemix.metrics.distances` with the same operations, checked bit-identical against
+clean-fid's functions), so numbers match the reference implementation the paper family
+reports; this module only
 supplies features, reference statistics with their provenance, deterministic sampling of
 the generator, and the protocol record that says which numbers may be compared. With a
 classifier backbone the same generated images also give the mode-coverage metrics of
@@ -21,19 +23,18 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from cleanfid.fid import frechet_distance, kernel_distance
 from torch import nn
 
 from adaptivemix.data.base import ImageDataset
 from adaptivemix.io import atomic_write
 from adaptivemix.metrics.backbones import FeatureBackbone
-from adaptivemix.metrics.modes import mode_count, mode_labels, mode_metrics
+from adaptivemix.metrics.distances import frechet_distance, kernel_distance
+from adaptivemix.metrics.modes import labels_from_groups, mode_count, mode_labels, mode_metrics
 from adaptivemix.metrics.precision_recall import DEFAULT_K, precision_recall
 from adaptivemix.provenance import library_versions
 
@@ -55,15 +56,12 @@ def fid_from_features(feats_gen: np.ndarray, mu_ref: np.ndarray, sigma_ref: np.n
     """FID between generated features and reference statistics (clean-fid's formula).
 
     clean-fid 0.1.35 cannot take 1-d features (SciPy's ``sqrtm`` returns no error estimate
-    for 1×1 input), so D >= 2 is required. Its call to ``sqrtm(disp=False)`` raises a SciPy
-    deprecation warning that is silenced here: the pinned SciPy still supports it.
+    for 1×1 input), so D >= 2 is required.
     """
     mu, sigma = feature_statistics(feats_gen)
     if mu.shape[0] < 2:
         raise ValueError("FID needs features of dimension >= 2")
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*`disp` argument", category=DeprecationWarning)
-        value = frechet_distance(mu, sigma, np.asarray(mu_ref), np.asarray(sigma_ref))
+    value = frechet_distance(mu, sigma, np.asarray(mu_ref), np.asarray(sigma_ref))
     return float(np.real(value))
 
 
@@ -237,13 +235,17 @@ def evaluate_images(
     neighbours against all reference features (record ``pr_k`` via :func:`protocol`).
     """
     check_reference(backbone, reference)
-    feats = backbone.features(images)
+    if with_modes:  # features and class predictions from one pass over the images
+        feats, groups = backbone.features_and_groups(images)
+    else:
+        feats = backbone.features(images)
     values: dict = {"fid": fid_from_features(feats, reference.mu, reference.sigma)}
     if with_kid:
         values["kid"] = kid_from_features(feats, reference.features, seed=seed)
     if with_modes:
         n_modes = mode_count(backbone, images.shape[1])
-        values.update(mode_metrics(mode_labels(backbone, images), n_modes))
+        labels = labels_from_groups(groups, int(backbone.num_classes))
+        values.update(mode_metrics(labels, n_modes))
     if with_pr:
         pr = precision_recall(reference.features, feats, k=pr_k, device=backbone.device)
         values.update(pr)

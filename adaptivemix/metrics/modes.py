@@ -41,8 +41,11 @@ def mode_labels(
     number, the first group (R) most significant: for stacked digits with a 10-class
     classifier that is ``100·d_R + 10·d_G + d_B``, the datasets' own label.
     """
-    n_classes = _classes(backbone)
-    groups = backbone.predict_groups(images, batch_size)  # (N, k)
+    return labels_from_groups(backbone.predict_groups(images, batch_size), _classes(backbone))
+
+
+def labels_from_groups(groups: np.ndarray, n_classes: int) -> np.ndarray:
+    """(N, k) predicted classes per channel group -> the mode of each image (see above)."""
     place = n_classes ** np.arange(groups.shape[1] - 1, -1, -1, dtype=np.int64)
     return groups @ place
 

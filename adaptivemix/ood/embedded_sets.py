@@ -32,7 +32,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
-from sklearn.datasets import load_digits, load_sample_images
 
 from adaptivemix.data.cifar import resize_images
 from adaptivemix.data.digits import digits_split_indices, upsample_digits
@@ -72,6 +71,8 @@ def _check(resolution: int, channels: int) -> None:
 
 def digits_6to9_indices() -> np.ndarray:
     """Sorted indices into ``load_digits()`` of every class 6–9 image of all three splits."""
+    from sklearn.datasets import load_digits  # at use: only preparing the sets needs it
+
     target = load_digits().target
     every = np.sort(np.concatenate(list(digits_split_indices().values())))
     return every[np.isin(target[every], OOD_DIGITS)]
@@ -84,6 +85,8 @@ def digits_6to9_indices() -> np.ndarray:
 def build_digits_6to9(resolution: int, channels: int, id_dataset: str | None = None):
     """(714, C, R, R): the digits 6–9, upsampled like the digits dataset."""
     _check(resolution, channels)
+    from sklearn.datasets import load_digits  # at use: only preparing the sets needs it
+
     images = load_digits().images[digits_6to9_indices()]
     return with_channels(upsample_digits(images, resolution), channels)
 
@@ -163,6 +166,8 @@ def build_noise(resolution: int, channels: int, id_dataset: str | None = None):
 
 def photo_crop_boxes(n: int, seed: int = PHOTOS_SEED) -> list[tuple[int, int, int, int]]:
     """``(photo, top, left, side)`` for each crop of the scikit-learn sample photos."""
+    from sklearn.datasets import load_sample_images  # at use: only preparing the sets needs it
+
     shapes = [p.shape[:2] for p in load_sample_images().images]
     rng = np.random.default_rng(seed)
     which = rng.integers(0, len(shapes), n)
@@ -180,6 +185,8 @@ def photo_crop_boxes(n: int, seed: int = PHOTOS_SEED) -> list[tuple[int, int, in
 def build_photos(resolution: int, channels: int, id_dataset: str | None = None):
     """(1000, C, R, R): square crops of natural photos, colour or grey."""
     _check(resolution, channels)
+    from sklearn.datasets import load_sample_images  # at use: only preparing the sets needs it
+
     photos = [torch.from_numpy(np.array(p)).permute(2, 0, 1) for p in load_sample_images().images]
     out = torch.empty((N_IMAGES, channels, resolution, resolution), dtype=torch.float32)
     for i, (k, top, left, side) in enumerate(photo_crop_boxes(N_IMAGES)):

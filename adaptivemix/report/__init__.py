@@ -1,24 +1,29 @@
 """Reporting: collect finished runs, summarize over seeds, write tables and figures.
 
 Entry point for the workflow: :func:`aggregate_gan`. The pieces are public so that
-notebooks and other tasks can reuse them.
+notebooks and other tasks can reuse them. They are imported on first use: the config check
+reads the claims registry through this package, and must not pay for pandas' plotting
+neighbours (matplotlib, SciPy) on every ``snakemake`` call.
 """
 
-from adaptivemix.report.aggregate import aggregate_gan
-from adaptivemix.report.collect import check_fingerprints, collect_curves, collect_runs
-from adaptivemix.report.figures import plot_metric_curves, sample_grid_figure
-from adaptivemix.report.stats import mean_std_ci
-from adaptivemix.report.tables import format_markdown, summary_table, write_table
+import importlib
 
-__all__ = [
-    "aggregate_gan",
-    "check_fingerprints",
-    "collect_curves",
-    "collect_runs",
-    "format_markdown",
-    "mean_std_ci",
-    "plot_metric_curves",
-    "sample_grid_figure",
-    "summary_table",
-    "write_table",
-]
+_HOMES = {
+    "aggregate_gan": "aggregate",
+    "check_fingerprints": "collect",
+    "collect_curves": "collect",
+    "collect_runs": "collect",
+    "format_markdown": "tables",
+    "mean_std_ci": "stats",
+    "plot_metric_curves": "figures",
+    "sample_grid_figure": "figures",
+    "summary_table": "tables",
+    "write_table": "tables",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)

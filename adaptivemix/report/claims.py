@@ -1,27 +1,7 @@
-"""The claims registry: every reported number, and how this harness's runs compare with it.
+"""Claims against runs: how this harness's runs compare with every reported number.
 
-``config/claims.csv`` holds one reported number per line; adding a claim is adding a line.
-Its columns:
-
-- ``paper``, ``arxiv``, ``table``: where the number is printed (arXiv id, table or section).
-- ``task``: ``generation``, ``classification`` or ``ood``.
-- ``dataset``, ``resolution``, ``architecture``, ``method``: as the paper names them
-  (``resolution`` in pixels, or ``unstated``).
-- ``metric``: the quantity (``FID``, ``precision``, ...); lower-cased it is the metric's
-  name in this harness's runs (``fid``, ``precision``).
-- ``value``: the reported number, as printed.
-- ``protocol``: the paper's own name for its evaluation (e.g. ``fid50k_full``).
-- ``n_gen``: generated samples (a count or ``unstated``).
-- ``n_real``: real samples: a count, ``full`` (the whole training set) or ``unstated``.
-- ``reference_split``: the real samples' split (``train``, ``val``, ``test``, ``unstated``).
-- ``fid_mode``: the features the metric is computed on: ``legacy-tensorflow`` (the
-  TensorFlow Inception network as stylegan2-ada's metrics use it), ``clean`` (clean-fid's
-  resize), ``vgg16`` (stylegan2-ada's precision/recall) or ``unstated``.
-- ``seeds``: training runs behind the number (a count or ``unstated``).
-- ``source``: where the number was confirmed.
-- ``run_dataset``, ``run_arch``, ``run_method``: this harness's keys for the same
-  experiment when it can be run here, else all three empty.
-- ``not_runnable``: a reason known up front why the claim cannot be reproduced, else empty.
+The registry itself (``config/claims.csv``, its columns and checks) is
+:mod:`adaptivemix.report.claims_registry`.
 
 A claim is *reproduced* when its run keys are set, it has no ``not_runnable`` reason, the
 profile has runs of those keys with a finite value of the metric, and the runs' recorded
@@ -31,55 +11,22 @@ against the feature backbone). Every other claim is listed with the precise reas
 
 from __future__ import annotations
 
-import csv
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from adaptivemix.report.claims_registry import (
+    BACKBONE_MODES,
+    FULL,
+    RUN_KEYS,
+    RUN_TASK,
+    read_claims,
+)
 from adaptivemix.report.tables import GROUP_COLS, format_mean_std, precision_of
 from adaptivemix.report.writers import write_frame
-
-REQUIRED_COLUMNS = (
-    "paper",
-    "arxiv",
-    "table",
-    "task",
-    "dataset",
-    "resolution",
-    "architecture",
-    "method",
-    "metric",
-    "value",
-    "protocol",
-    "n_gen",
-    "n_real",
-    "reference_split",
-    "fid_mode",
-    "seeds",
-    "source",
-    "run_dataset",
-    "run_arch",
-    "run_method",
-    "not_runnable",
-)
-RUN_KEYS = ("run_dataset", "run_arch", "run_method")
-# Cells that may never be empty (the rest may: run keys, not_runnable, arxiv).
-NON_EMPTY = ("paper", "table", "task", "dataset", "method", "metric", "value", "protocol")
-# Two lines with the same values here state the same number twice.
-CLAIM_KEY = ("paper", "table", "task", "dataset", "resolution", "architecture", "method", "metric")
-TASKS = ("generation", "classification", "ood")
-# A claim's task -> the ``task`` its runs record.
-RUN_TASK = {"generation": "gan", "classification": "classify", "ood": "ood"}
-UNSTATED = "unstated"
-FULL = "full"
-FID_MODES = ("legacy-tensorflow", "clean", "vgg16", UNSTATED)
-REFERENCE_SPLITS = ("train", "val", "test", UNSTATED)
-# Feature backbone recorded by a run -> the claims' fid_mode it computes. Backbones not
-# listed (e.g. digits-cnn) compute none of them and show under their own name.
-BACKBONE_MODES = {"inception-legacy-tensorflow": "legacy-tensorflow", "inception-clean": "clean"}
 
 REPRODUCED_COLUMNS = (
     "paper",
@@ -112,92 +59,11 @@ NOT_RUN_COLUMNS = (
 NO_REPRODUCED = "No claim's protocol can be run by this profile"
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        return math.isfinite(float(cell))
-    except ValueError:
-        return False
-
-
-def _count_or(*words: str) -> Callable[[str], bool]:
-    """Accepts a positive integer or one of ``words``."""
-    return lambda cell: cell in words or (cell.isdigit() and int(cell) > 0)
-
-
-# column -> (accepts the cell?, the valid choices in words)
-CELL_RULES: dict[str, tuple[Callable[[str], bool], str]] = {
-    "task": (lambda c: c in TASKS, f"one of {list(TASKS)}"),
-    "value": (_is_number, "a finite number"),
-    "resolution": (_count_or(UNSTATED), "a positive integer or 'unstated'"),
-    "n_gen": (_count_or(UNSTATED), "a positive integer or 'unstated'"),
-    "n_real": (_count_or(FULL, UNSTATED), "a positive integer, 'full' or 'unstated'"),
-    "reference_split": (lambda c: c in REFERENCE_SPLITS, f"one of {list(REFERENCE_SPLITS)}"),
-    "fid_mode": (lambda c: c in FID_MODES, f"one of {list(FID_MODES)}"),
-    "seeds": (_count_or(UNSTATED), "a positive integer or 'unstated'"),
-}
-
-
-def _bad_cell(path: Path, line: int, column: str, value: str, expected: str) -> ValueError:
-    return ValueError(f"{path}, line {line}, column '{column}': got {value!r}; expected {expected}")
-
-
-def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """Header and (line number, stripped cells) of every non-blank record of ``path``."""
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
-        rows = []
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue
-            if len(cells) != len(header):
-                raise ValueError(
-                    f"{path}, line {reader.line_num}: {len(cells)} cells; the header has "
-                    f"{len(header)} ({', '.join(header)})"
-                )
-            cells = [c.strip() for c in cells]
-            rows.append((reader.line_num, dict(zip(header, cells, strict=True))))
-    return header, rows
-
-
-def _check_row(path: Path, line: int, row: dict[str, str]) -> None:
-    """Raise for the first bad cell of one claim."""
-    for column in NON_EMPTY:
-        if not row[column]:
-            raise _bad_cell(path, line, column, row[column], "a non-empty value")
-    for column, (accepts, expected) in CELL_RULES.items():
-        if not accepts(row[column]):
-            raise _bad_cell(path, line, column, row[column], expected)
-    set_keys = [k for k in RUN_KEYS if row[k]]
-    if set_keys and len(set_keys) != len(RUN_KEYS):
-        empty = next(k for k in RUN_KEYS if not row[k])
-        raise _bad_cell(path, line, empty, row[empty], f"all of {list(RUN_KEYS)} set, or none")
-
-
 def load_claims(path: Path | str) -> pd.DataFrame:
-    """The claims of ``path`` (one row per line, in file order), validated.
-
-    Every cell is a stripped string except ``value`` (float). A missing column, a bad cell
-    or a claim stated twice raises one ``ValueError`` naming the file, the line, the column,
-    the value and the valid choices, so a typo in a new line is found before any report.
-    """
-    path = Path(path)
-    header, rows = _read_rows(path)
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise ValueError(f"{path}: missing columns {missing}; required: {list(REQUIRED_COLUMNS)}")
-    first_line: dict[tuple[str, ...], int] = {}
-    for line, row in rows:
-        _check_row(path, line, row)
-        key = tuple(row[c] for c in CLAIM_KEY)
-        if key in first_line:
-            same = ", ".join(f"{c}={v!r}" for c, v in zip(CLAIM_KEY, key, strict=True))
-            raise ValueError(
-                f"{path}, line {line}: the claim ({same}) is already on line "
-                f"{first_line[key]}; expected each claim once"
-            )
-        first_line[key] = line
-    claims = pd.DataFrame([row for _, row in rows], columns=header, dtype=object)
+    """The claims of ``path`` as a frame (every cell a stripped string except ``value``, a
+    float), validated by :func:`~adaptivemix.report.claims_registry.read_claims`."""
+    header, rows = read_claims(path)
+    claims = pd.DataFrame(rows, columns=header, dtype=object)
     claims["value"] = claims["value"].astype(float)
     claims.attrs["path"] = str(path)
     return claims

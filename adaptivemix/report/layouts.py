@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from adaptivemix.gan.variants import SEPARATOR
+from adaptivemix.registry import VARIANT_SEPARATOR as SEPARATOR
 from adaptivemix.report.stats import N_BOOT, paired_difference
 from adaptivemix.report.tables import format_mean_std, precision_of, rank_order, table_metrics
 from adaptivemix.report.writers import markdown_table

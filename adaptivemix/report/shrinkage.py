@@ -22,9 +22,9 @@ from scipy.sparse.linalg import svds
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from adaptivemix.gan.run import D_FEATURES_FILE
 from adaptivemix.io import atomic_write
 from adaptivemix.report.figures import save_figure
+from adaptivemix.run_files import D_FEATURES_FILE
 
 __all__ = ["load_features", "pca_2d", "projection_figure"]
 

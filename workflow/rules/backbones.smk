@@ -13,16 +13,17 @@ if BACKBONE in BACKBONE_TRAINERS:
             steps=config["backbone"]["steps"],
             batch_size=config["backbone"]["batch_size"],
             lr=config["backbone"]["lr"],
+            timing=timing_file("train_backbone", "{backbone}"),
         log:
             f"{OUT}/logs/train_backbone/{{backbone}}.log",
         benchmark:
-            f"{OUT}/benchmarks/train_backbone/{{backbone}}.tsv"
+            benchmark_file("train_backbone", "{backbone}")
         threads: THREADS
         resources:
             mem_mb=2000,
             runtime=30,
         shell:
-            CLI + " --threads {threads} train-backbone --name {wildcards.backbone}"
+            CLI + " --threads {threads} --timing {params.timing} train-backbone --name {wildcards.backbone}"
             " --dataset-file {input.data} --seed {params.seed} --steps {params.steps}"
             " --batch-size {params.batch_size} --lr {params.lr}"
             " --out {output.weights} --summary {output.summary} > {log} 2>&1"
@@ -36,14 +37,17 @@ else:
         params:
             source=config["backbone"].get("weights", ""),
             sha256=config["backbone"].get("sha256", ""),
+            timing=timing_file("install_backbone", "{backbone}"),
         log:
             f"{OUT}/logs/install_backbone/{{backbone}}.log",
+        benchmark:
+            benchmark_file("install_backbone", "{backbone}")
         threads: 1
         resources:
             mem_mb=1000,
             runtime=10,
         shell:
-            CLI + " install-backbone --name {wildcards.backbone} --weights {params.source:q}"
+            CLI + " --timing {params.timing} install-backbone --name {wildcards.backbone} --weights {params.source:q}"
             " --sha256 {params.sha256:q} --out {output.weights} > {log} 2>&1"
 
 
@@ -53,16 +57,18 @@ rule reference_stats:
         weights=f"{OUT}/backbones/{{backbone}}/weights.pt",
     output:
         f"{OUT}/reference/{{dataset}}/{{split}}/{{backbone}}.npz",
+    params:
+        timing=timing_file("reference_stats", "{dataset}/{split}/{backbone}"),
     log:
         f"{OUT}/logs/reference_stats/{{dataset}}/{{split}}/{{backbone}}.log",
     benchmark:
-        f"{OUT}/benchmarks/reference_stats/{{dataset}}/{{split}}/{{backbone}}.tsv"
+        benchmark_file("reference_stats", "{dataset}/{split}/{backbone}")
     threads: THREADS
     resources:
         mem_mb=config["resources"]["eval_mem_mb"],
         runtime=config["resources"]["eval_runtime_min"],
         gpu=min(config["resources"]["eval_gpus"], 1),
     shell:
-        CLI + " --threads {threads} reference-stats --dataset-file {input.data}"
+        CLI + " --threads {threads} --timing {params.timing} reference-stats --dataset-file {input.data}"
         " --split {wildcards.split} --backbone {wildcards.backbone} --weights {input.weights}"
         " --out {output} > {log} 2>&1"

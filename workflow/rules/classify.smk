@@ -1,6 +1,8 @@
-# The classification / adversarial-robustness track: one training job per
-# (dataset, arch, method, seed), selected on the validation split, then clean/FGSM/PGD
-# accuracy on the test split. Checkpoints live under state/ so a killed job resumes.
+# The classification / adversarial-robustness track: one job per (dataset, arch, method,
+# seed) trains (selection on the validation split), then in the same process measures
+# clean/FGSM/PGD accuracy on the test split and, for in-distribution sets with OOD sets,
+# every detector on every OOD set (ood.json has no rows for sets without OOD sets).
+# Checkpoints live under state/ so a killed job resumes (after training: re-evaluates only).
 rule prepare_cls_dataset:
     output:
         data=CLS_DATA,
@@ -8,14 +10,17 @@ rule prepare_cls_dataset:
     params:
         resolution=config["classify"]["resolution"],
         source=lambda wildcards: source_of(DATASETS.get(wildcards.dataset)),
+        timing=timing_file("prepare_cls_dataset", "{dataset}"),
     log:
         f"{OUT}/logs/prepare_cls_dataset/{{dataset}}.log",
+    benchmark:
+        benchmark_file("prepare_cls_dataset", "{dataset}")
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
     shell:
-        CLI + " --threads {threads} prepare-data --dataset {wildcards.dataset}"
+        CLI + " --threads {threads} --timing {params.timing} prepare-data --dataset {wildcards.dataset}"
         " --resolution {params.resolution} --source {params.source:q}"
         " --out {output.data} --summary {output.summary} > {log} 2>&1"
 
@@ -23,67 +28,43 @@ rule prepare_cls_dataset:
 rule train_classifier:
     input:
         data=CLS_DATA,
-    output:
-        model=f"{OUT}/runs/{CLS_RUN}/model.pt",
-        log_jsonl=f"{OUT}/runs/{CLS_RUN}/log.jsonl",
-        summary=f"{OUT}/runs/{CLS_RUN}/train.json",
-    params:
-        spec=cls_run_spec,
-        run_dir=lambda wildcards, output: os.path.dirname(output.summary),
-        state_dir=f"{OUT}/state/{CLS_RUN}",
-    log:
-        f"{OUT}/logs/train_classifier/{CLS_RUN}.log",
-    benchmark:
-        f"{OUT}/benchmarks/train_classifier/{CLS_RUN}.tsv"
-    threads: THREADS
-    resources:
-        mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime_min"],
-        gpu=min(config["resources"]["train_gpus"], 1),  # one process per classifier run
-    shell:
-        CLI + " --threads {threads} train-classifier --spec {params.spec:q}"
-        " --dataset-file {input.data} --run-dir {params.run_dir}"
-        " --state-dir {params.state_dir} > {log} 2>&1"
-
-
-# One job per run: clean/FGSM/PGD test accuracy, then (for in-distribution sets with OOD
-# sets) every detector on every OOD set; ood.json has no rows for sets without OOD sets.
-rule evaluate_classifier:
-    input:
-        model=f"{OUT}/runs/{CLS_RUN}/model.pt",
-        summary=f"{OUT}/runs/{CLS_RUN}/train.json",
-        data=CLS_DATA,
         ood=lambda wildcards: [
             f"{OUT}/data/ood/{wildcards.dataset}/{name}.pt"
             for name in OOD_SETS_USED.get(wildcards.dataset, [])
         ],
     output:
+        model=f"{OUT}/runs/{CLS_RUN}/model.pt",
+        log_jsonl=f"{OUT}/runs/{CLS_RUN}/log.jsonl",
+        summary=f"{OUT}/runs/{CLS_RUN}/train.json",
         metrics=f"{OUT}/runs/{CLS_RUN}/metrics.json",
         ood=f"{OUT}/runs/{CLS_RUN}/ood.json",
         done=touch(f"{OUT}/runs/{CLS_RUN}/done"),
     params:
-        run_dir=lambda wildcards, output: os.path.dirname(output.metrics),
+        spec=cls_run_spec,
+        run_dir=lambda wildcards, output: os.path.dirname(output.summary),
+        state_dir=f"{OUT}/state/{CLS_RUN}",
         attacks=json.dumps(config["classify"]["attacks"], sort_keys=True),
         detectors=json.dumps(
             {d: config["ood"]["detector_options"].get(d, {}) for d in config["ood"]["detectors"]},
             sort_keys=True,
         ),
         batch_size=config["classify"]["eval_batch_size"],
-        device=config["device"],
+        timing=timing_file("train_classifier", CLS_RUN),
     log:
-        f"{OUT}/logs/evaluate_classifier/{CLS_RUN}.log",
+        f"{OUT}/logs/train_classifier/{CLS_RUN}.log",
     benchmark:
-        f"{OUT}/benchmarks/evaluate_classifier/{CLS_RUN}.tsv"
+        benchmark_file("train_classifier", CLS_RUN)
     threads: THREADS
     resources:
-        mem_mb=4000,
-        runtime=60,
-        gpu=min(config["resources"]["eval_gpus"], 1),
+        mem_mb=max(config["resources"]["train_mem_mb"], 4000),
+        runtime=config["resources"]["train_runtime_min"] + 60,
+        gpu=min(config["resources"]["train_gpus"], 1),  # one process per classifier run
     shell:
-        CLI + " --threads {threads} evaluate-classifier --run-dir {params.run_dir}"
-        " --dataset-file {input.data} --attacks {params.attacks:q}"
+        CLI + " --threads {threads} --timing {params.timing} train-classifier"
+        " --spec {params.spec:q} --dataset-file {input.data} --run-dir {params.run_dir}"
+        " --state-dir {params.state_dir} --attacks {params.attacks:q}"
         " --ood-files {input.ood} --detectors {params.detectors:q}"
-        " --batch-size {params.batch_size} --device {params.device} > {log} 2>&1"
+        " --batch-size {params.batch_size} > {log} 2>&1"
 
 
 rule aggregate_classify:
@@ -112,13 +93,16 @@ rule aggregate_classify:
         out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.summary)),
         method_order=" ".join(config["classify"]["methods"]),
         baseline=config["report"]["baseline"]["classify"],
+        timing=timing_file("aggregate_classify", "all"),
     log:
         f"{OUT}/logs/aggregate_classify.log",
+    benchmark:
+        benchmark_file("aggregate_classify", "all")
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        CLI + " aggregate-classify --metrics {input.metrics} --ood {input.ood}"
+        CLI + " --timing {params.timing} aggregate-classify --metrics {input.metrics} --ood {input.ood}"
         " --out-dir {params.out_dir} --method-order {params.method_order}"
         " --baseline {params.baseline} > {log} 2>&1"

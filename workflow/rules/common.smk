@@ -46,6 +46,17 @@ GAN_DATASETS = list(dict.fromkeys(d for e in EXPERIMENTS for d in e["datasets"])
 GAN_METHODS = list(dict.fromkeys(m for e in EXPERIMENTS for m in e["methods"]))
 
 
+def benchmark_file(rule_name, job):
+    """Snakemake's benchmark file of a job (``job``: its wildcard path, e.g. RUN)."""
+    return f"{OUT}/benchmarks/{rule_name}/{job}.tsv"
+
+
+def timing_file(rule_name, job):
+    """Beside the benchmark file: the job's start-up and work seconds (``--timing``), which
+    ``adaptivemix overhead`` adds up against the benchmark files."""
+    return f"{OUT}/benchmarks/{rule_name}/{job}.timing.json"
+
+
 def gan_runs():
     """Every (dataset, arch, method, seed) of the config: the whole GAN matrix."""
     return [

@@ -122,14 +122,17 @@ rule aggregate_gan:
         out_dir=OUT,
         method_order=" ".join(GAN_METHODS),
         baseline=config["report"]["baseline"]["gan"],
+        timing=timing_file("aggregate_gan", "all"),
     log:
         f"{OUT}/logs/aggregate_gan.log",
+    benchmark:
+        benchmark_file("aggregate_gan", "all")
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        CLI + " aggregate --metrics {input.metrics} --out-dir {params.out_dir}"
+        CLI + " --timing {params.timing} aggregate --metrics {input.metrics} --out-dir {params.out_dir}"
         " --method-order {params.method_order} --baseline {params.baseline} > {log} 2>&1"
 
 
@@ -142,14 +145,17 @@ rule claims:
         [f"{OUT}/tables/{name}.{ext}" for name in ("claims_reproduced", "claims_not_run") for ext in TABLE_FORMATS],
     params:
         out_dir=OUT,
+        timing=timing_file("claims", "all"),
     log:
         f"{OUT}/logs/claims.log",
+    benchmark:
+        benchmark_file("claims", "all")
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
     shell:
-        CLI + " claims --metrics {input.metrics} --claims {input.claims}"
+        CLI + " --timing {params.timing} claims --metrics {input.metrics} --claims {input.claims}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 
@@ -162,6 +168,8 @@ rule report_tables:
         [reported(f"{OUT}/tables/{stem}.html", *rest) for stem, *rest in report_tables()],
     log:
         f"{OUT}/logs/report_tables.log",
+    benchmark:
+        benchmark_file("report_tables", "all")
     threads: 1
     resources:
         mem_mb=1000,
