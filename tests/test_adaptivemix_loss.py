@@ -4,6 +4,11 @@ The reference below follows METHODS.md literally: three feature passes (x, x[per
 z = λ f_a + (1−λ) f_b, logits head(z) + head(f_mix), consistency −cos(f_mix, z + noise)
 with the target detached, softplus losses, R1 on the un-mixed reals. It draws λ, the
 permutation and the noise from a copy of the same generator, in the documented order.
+
+The faster implementation (one pass each for x and x_mix on the CPU) is also compared with
+the previous one (one batched pass of [x, x_mix]) on DCGAN networks, through the base
+``d_loss`` / ``g_loss``: losses, logs, gradients of D and G and the generator's final state,
+with DiffAugment, R1 and WGAN-GP.
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from adaptivemix.gan.adaptivemix import AdaptiveMix, AdaptiveMixOptions
+import adaptivemix.gan.adaptivemix as adaptivemix_module
+from adaptivemix.gan.adaptivemix import AdaptiveMix, AdaptiveMixOptions, consistency
+from adaptivemix.gan.augment import AugmentPipeline, build_augmentation
 from adaptivemix.gan.losses import build_adv_loss
-from adaptivemix.gan.methods import StepContext
+from adaptivemix.gan.methods import Discrimination, StepContext
+from adaptivemix.gan.random import sample_beta
+from adaptivemix.models import build_models
 
 
 class TinyD(nn.Module):
@@ -133,8 +142,11 @@ def test_r1_is_taken_on_mixed_logits_wrt_unmixed_reals(batch):
     assert logs["r1"] == pytest.approx(float(r1.detach()), rel=1e-5)
 
 
-def test_permutation_shortcut_equals_three_passes(batch):
-    """f_b = f_a[perm] with one batched pass gives the same loss and gradients."""
+@pytest.mark.parametrize("batched", [False, True], ids=["two-passes", "one-batched-pass"])
+def test_permutation_shortcut_equals_three_passes(monkeypatch, batch, batched):
+    """f_b = f_a[perm], x and x_mix in one batched pass or one pass each: the same loss and
+    gradients as three passes."""
+    monkeypatch.setattr(adaptivemix_module, "one_batched_pass", lambda x: batched)
     real, fake = batch
     results = []
     for per_sample in (True, False):
@@ -192,3 +204,69 @@ def test_bad_options_name_key_value_and_choices(options, key):
 
     with pytest.raises(ConfigError, match=rf"adaptivemix\.{key}"):
         build_method("adaptivemix", options)
+
+
+class PreviousAdaptiveMix(AdaptiveMix):
+    """AdaptiveMix as implemented before the CPU speed-up: [x, x_mix] in one batched pass,
+    rows permuted by indexing, the noisy target built inside autograd then detached."""
+
+    def discriminate(self, D, x, phase, ctx):
+        opt, gen = self.options, ctx.generator
+        lam = sample_beta(opt.alpha, gen)
+        perm = torch.randperm(x.shape[0], generator=gen, device=gen.device).to(x.device)
+        x_mix = lam * x + (1.0 - lam) * x[perm]
+        f_a, f_mix = D.features(torch.cat([x, x_mix])).chunk(2)
+        z = lam * f_a + (1.0 - lam) * f_a[perm]
+        noise = torch.randn(z.shape, generator=gen, device=gen.device).to(z) * opt.noise_std
+        logits = D.head(z) + D.head(f_mix)
+        if phase not in opt.phases:
+            return Discrimination(logits)
+        term = consistency(f_mix, z + noise, opt.distance)
+        return Discrimination(
+            logits, opt.weight * term, {f"consistency_{phase}": float(term.detach())}
+        )
+
+
+def full_step_losses(method, augment: str, r1_gamma: float, gp_lambda: float):
+    """d_loss and g_loss of ``method`` on fixed DCGAN networks and data, through the base
+    class (augmentation, penalties, logs), with the gradients of D and G and the final state
+    of the step's generator."""
+    G, D = build_models("dcgan", 16, 1, 16, 8, 8, seed=0)
+    data = torch.Generator().manual_seed(99)
+    real = torch.rand(8, 1, 16, 16, generator=data) * 2 - 1
+    z = torch.randn(8, 16, generator=data)
+    gen = torch.Generator().manual_seed(4)
+    pipeline = AugmentPipeline([(augment, build_augmentation(augment))] if augment else [])
+    ctx = StepContext(
+        G, D, real, G(z), build_adv_loss("nonsaturating"), gen, r1_gamma, z=z,
+        augment=lambda x: pipeline(x, gen), gp_lambda=gp_lambda,
+    )  # fmt: skip
+    d_loss, d_logs = method.d_loss(ctx)
+    d_grads = torch.autograd.grad(d_loss, list(D.parameters()))
+    g_loss, g_logs = method.g_loss(ctx)
+    g_grads = torch.autograd.grad(g_loss, list(G.parameters()))
+    return (d_loss, g_loss), {**d_logs, **g_logs}, (*d_grads, *g_grads), gen.get_state()
+
+
+@pytest.mark.parametrize("batched", [False, True], ids=["two-passes", "one-batched-pass"])
+@pytest.mark.parametrize(
+    "augment, r1_gamma, gp_lambda",
+    [("", 0.0, 0.0), ("diffaugment", 0.0, 0.0), ("", 2.0, 0.0), ("diffaugment", 2.0, 0.0),
+     ("", 0.0, 10.0)],
+)  # fmt: skip
+def test_faster_implementation_equals_the_previous_one(
+    monkeypatch, batched, augment, r1_gamma, gp_lambda
+):
+    """Same draws in the same order, so the same losses, logs and gradients of D and G."""
+    monkeypatch.setattr(adaptivemix_module, "one_batched_pass", lambda x: batched)
+    options = AdaptiveMixOptions()
+    new = full_step_losses(AdaptiveMix(options), augment, r1_gamma, gp_lambda)
+    old = full_step_losses(PreviousAdaptiveMix(options), augment, r1_gamma, gp_lambda)
+    torch.testing.assert_close(new[0], old[0], rtol=1e-5, atol=1e-6)
+    assert new[1].keys() == old[1].keys()
+    for key, value in old[1].items():
+        assert new[1][key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert len(new[2]) == len(old[2])
+    for a, b in zip(new[2], old[2], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert torch.equal(new[3], old[3])  # every draw consumed, in the same order

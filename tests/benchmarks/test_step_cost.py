@@ -3,7 +3,9 @@
 Run with ``make bench`` (pytest-benchmark; writes ``results/benchmarks/step_cost.*``, every
 variant relative to vanilla, from one run); ``make test`` runs each once as a smoke check.
 Parametrized over the registries: every method alone, every augmentation with vanilla and
-with AdaptiveMix, so a new plugin is benchmarked the moment it registers.
+with AdaptiveMix, so a new plugin is benchmarked the moment it registers. The variants run
+one after another, so load from other processes can land on one of them only; the ratio
+AdaptiveMix / vanilla is measured interleaved in ``test_step_ratio.py``.
 """
 
 from __future__ import annotations
@@ -21,14 +23,14 @@ from tests.helpers import tiny_run_config
 from tests.test_method_registry import VARIANTS
 
 #: The default profile's networks and batch, read from its config so the two never drift.
-_GAN = yaml.safe_load((Path(__file__).parents[2] / "config/default.yaml").read_text())["gan"]
-DEFAULT_SIZE = {k: _GAN[k] for k in ("g_width", "d_width", "z_dim", "batch_size")}
+DEFAULT_GAN = yaml.safe_load((Path(__file__).parents[2] / "config/default.yaml").read_text())["gan"]
+DEFAULT_SIZE = {k: DEFAULT_GAN[k] for k in ("g_width", "d_width", "z_dim", "batch_size")}
 
 
 @pytest.mark.parametrize("method", VARIANTS)
 def test_training_step_cost(benchmark, digits16, digits_backbone, method):
     cfg = tiny_run_config(method, **DEFAULT_SIZE)
-    plugin, augment = build_variant(method, _GAN["method_options"])
+    plugin, augment = build_variant(method, DEFAULT_GAN["method_options"])
     env = RunEnv(feature_backbone=digits_backbone)
     state = build_state(cfg, plugin, digits16.channels, augment, env)
     adv = build_adv_loss(cfg.adv_loss)
