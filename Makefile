@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 CORES  ?= all
 PROFILE ?= default
 
-.PHONY: reproduce report test bench lint dry-run
+.PHONY: reproduce report test test-all bench lint dry-run
 
 $(BIN)/adaptivemix: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,9 +20,15 @@ reproduce: $(BIN)/adaptivemix
 report: $(BIN)/adaptivemix
 	$(BIN)/snakemake --report results/$(PROFILE)/report.html --configfile config/$(PROFILE).yaml
 
+# The fast tier (every unit, registry and shrunken-DAG test; about 12 minutes on 2 cores).
 test: $(BIN)/adaptivemix
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest --benchmark-disable
+	$(BIN)/python -m pytest --benchmark-disable -m "not heavy" --durations=25
+
+# Then the slow tier: the default profile rerun against the reference outputs, a real SLURM
+# cluster, the HTML report in Chromium, and every other test over about a minute.
+test-all: test
+	$(BIN)/python -m pytest --benchmark-disable -m heavy --durations=25
 
 bench: $(BIN)/adaptivemix
 	mkdir -p results/benchmarks

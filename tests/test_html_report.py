@@ -23,6 +23,9 @@ from test_workflow import snakemake
 
 from tests.chromium import BrowserError, ensure_chromium, probe_report
 
+#: The slow tier (`make test-all`): this module installs and drives a headless Chromium.
+pytestmark = pytest.mark.heavy
+
 # The tasks the smoke profile runs, named as the report's categories (workflow/rules/report.smk).
 SMOKE_CATEGORIES = {
     "Generation (GAN)": {"digits", "stacked-digits", "all datasets"},

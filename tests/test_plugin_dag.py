@@ -34,6 +34,8 @@ def project_with_new_plugin(tmp_path_factory, repo_root):
     config = yaml.safe_load((repo_root / "config/smoke.yaml").read_text())
     config["profile"] = "plugin"
     config["data"]["datasets"] = ["digits"]
+    config["classify"]["datasets"] = []  # the GAN track alone: the plugin is a GAN method
+    config["ood"]["sets"] = {}
     config["gan"].update(methods=["vanilla", "flipmix"], seeds=[0, 1], steps=20, eval_every=10)
     config["gan"]["method_options"] = {"flipmix": {"p": 0.3}}
     (copy / "plugin.yaml").write_text(yaml.safe_dump(config))

@@ -40,6 +40,9 @@ from adaptivemix.report.compare import (
     tolerance_for,
 )
 
+#: The slow tier (`make test-all`): this module reruns the whole default profile.
+pytestmark = pytest.mark.heavy
+
 REFERENCE_ROOT_ENV = "ADAPTIVEMIX_REFERENCE_ROOT"
 DAG_TIMEOUT_S = {"default": 3 * 3600, "smoke": 1200}
 
