@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from adaptivemix.metrics.precision_recall import knn_radii, precision_recall
+from adaptivemix.metrics.fid import ReferenceStats, compute_reference_stats
+from adaptivemix.metrics.precision_recall import knn_radii, precision_recall, real_knn_radii
 
 # Real: a tight triangle near the origin plus one outlier, whose large ball (the paper's point
 # about outliers inflating the manifold) reaches halfway to the triangle.
@@ -102,3 +103,26 @@ def test_bad_inputs():
         precision_recall(np.zeros((5, 2)), np.zeros((5, 3)))
     with pytest.raises(ValueError, match="2-D"):
         precision_recall(np.zeros(5), np.zeros((5, 1)))
+
+
+def test_stored_real_radii_give_the_same_values():
+    """The radii kept with the reference statistics are the ones computed in place; radii
+    of the wrong length are refused."""
+    rng = np.random.default_rng(3)
+    real, gen = rng.normal(size=(230, 6)), rng.normal(size=(170, 6)) + 0.2
+    radii = real_knn_radii(real, k=3, batch_size=64)
+    assert np.array_equal(radii, knn_radii(torch.as_tensor(real), 3).numpy())
+    fresh = precision_recall(real, gen, k=3, batch_size=64)
+    assert precision_recall(real, gen, k=3, batch_size=64, real_radii=radii) == fresh
+    with pytest.raises(ValueError, match="real_radii has shape"):
+        precision_recall(real, gen, k=3, real_radii=radii[:-1])
+
+
+def test_reference_stats_store_radii_for_their_k_only(tmp_path, digits16, digits_backbone):
+    ref = compute_reference_stats(digits16, "val", digits_backbone, pr_k=3)
+    assert ref.meta["pr_k"] == 3
+    ref.save(tmp_path / "ref.npz")
+    loaded = ReferenceStats.load(tmp_path / "ref.npz")
+    assert np.array_equal(loaded.radii_for(3), real_knn_radii(ref.features, 3))
+    assert loaded.radii_for(5) is None  # another k: computed at evaluation time instead
+    assert compute_reference_stats(digits16, "val", digits_backbone).real_radii is None

@@ -35,7 +35,7 @@ from adaptivemix.io import atomic_write
 from adaptivemix.metrics.backbones import FeatureBackbone
 from adaptivemix.metrics.distances import frechet_distance, kernel_distance
 from adaptivemix.metrics.modes import labels_from_groups, mode_count, mode_labels, mode_metrics
-from adaptivemix.metrics.precision_recall import DEFAULT_K, precision_recall
+from adaptivemix.metrics.precision_recall import DEFAULT_K, precision_recall, real_knn_radii
 from adaptivemix.provenance import library_versions
 
 #: Real images whose mode metrics are stored with the reference: the first
@@ -95,19 +95,24 @@ class ReferenceStats:
     """Real-data statistics for one (dataset, split, backbone), with the provenance in ``meta``.
 
     ``features`` are kept because KID needs the samples, not only the moments.
+    ``real_radii``: each real sample's distance to its ``meta["pr_k"]``-th nearest real
+    neighbour (precision's balls), computed once here instead of in every run's evaluation;
+    None when no precision/recall was asked for.
     """
 
     mu: np.ndarray
     sigma: np.ndarray
     features: np.ndarray
     meta: dict
+    real_radii: np.ndarray | None = None
 
     def save(self, path: str | Path) -> Path:
         """Write an .npz atomically; ``meta`` is stored as a JSON string, never pickled."""
         meta = np.array(json.dumps(self.meta, sort_keys=True))
+        radii = {} if self.real_radii is None else {"real_radii": self.real_radii}
 
         def write(f: io.BufferedIOBase) -> None:
-            np.savez(f, mu=self.mu, sigma=self.sigma, features=self.features, meta=meta)
+            np.savez(f, mu=self.mu, sigma=self.sigma, features=self.features, meta=meta, **radii)
 
         return atomic_write(path, write)
 
@@ -119,11 +124,16 @@ class ReferenceStats:
                 sigma=data["sigma"],
                 features=data["features"],
                 meta=json.loads(str(data["meta"])),
+                real_radii=data["real_radii"] if "real_radii" in data.files else None,
             )
+
+    def radii_for(self, k: int) -> np.ndarray | None:
+        """The stored real radii if they are the k-th neighbour's, else None."""
+        return self.real_radii if self.meta.get("pr_k") == k else None
 
 
 def compute_reference_stats(
-    dataset: ImageDataset, split: str, backbone: FeatureBackbone
+    dataset: ImageDataset, split: str, backbone: FeatureBackbone, pr_k: int = 0
 ) -> ReferenceStats:
     """Features and moments of one real split (float or uint8 images), tagged with the
     dataset and backbone hashes.
@@ -131,6 +141,7 @@ def compute_reference_stats(
     With a classifier backbone ``meta`` also holds the real images' own mode metrics
     (``real_modes``, ``real_kl_modes`` on ``real_mode_samples`` images, see
     :data:`REAL_MODE_SAMPLES`) and ``n_modes``: what a perfect generator would score.
+    With ``pr_k`` > 0 it also holds the real k-NN radii of precision/recall (``meta["pr_k"]``).
     """
     images = dataset.images[split]
     feats = backbone.features(images)
@@ -146,7 +157,11 @@ def compute_reference_stats(
     }
     if backbone.num_classes is not None:
         meta.update(_real_mode_metrics(backbone, images))
-    return ReferenceStats(mu=mu, sigma=sigma, features=feats, meta=meta)
+    radii = None
+    if pr_k > 0:
+        meta["pr_k"] = int(pr_k)
+        radii = real_knn_radii(feats, pr_k, backbone.device)
+    return ReferenceStats(mu=mu, sigma=sigma, features=feats, meta=meta, real_radii=radii)
 
 
 def _real_mode_metrics(backbone: FeatureBackbone, images: torch.Tensor) -> dict:
@@ -247,7 +262,10 @@ def evaluate_images(
         labels = labels_from_groups(groups, int(backbone.num_classes))
         values.update(mode_metrics(labels, n_modes))
     if with_pr:
-        pr = precision_recall(reference.features, feats, k=pr_k, device=backbone.device)
+        radii = reference.radii_for(pr_k)
+        pr = precision_recall(
+            reference.features, feats, k=pr_k, device=backbone.device, real_radii=radii
+        )
         values.update(pr)
     return values
 

@@ -56,16 +56,27 @@ def fraction_inside(
     return float(torch.cat(inside).double().mean())
 
 
+def real_knn_radii(
+    real_feats: np.ndarray, k: int = DEFAULT_K, device: str = "cpu", batch_size: int = 1000
+) -> np.ndarray:
+    """The real set's k-NN radii (float64, (N,)), as :func:`precision_recall` computes them:
+    stored with the reference statistics so every run's evaluation reuses them."""
+    return knn_radii(_as_features(real_feats, "real", device), k, batch_size).cpu().numpy()
+
+
 def precision_recall(
     real_feats: np.ndarray | torch.Tensor,
     gen_feats: np.ndarray | torch.Tensor,
     k: int = DEFAULT_K,
     batch_size: int = 1000,
     device: str = "cpu",
+    real_radii: np.ndarray | None = None,
 ) -> dict:
     """``{"precision": ..., "recall": ...}`` of generated against real features (rows = samples).
 
-    Each set needs more than ``k`` samples; both need the same feature width.
+    Each set needs more than ``k`` samples; both need the same feature width. ``real_radii``:
+    the real set's k-NN radii when already known (:func:`real_knn_radii` with the same ``k``
+    and ``batch_size``), else computed here.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -75,9 +86,14 @@ def precision_recall(
         raise ValueError(
             f"real and generated features differ in width: {real.shape[1]} vs {gen.shape[1]}"
         )
-    real_radii = knn_radii(real, k, batch_size)
+    if real_radii is None:
+        radii = knn_radii(real, k, batch_size)
+    else:
+        radii = torch.as_tensor(real_radii).to(device, torch.float64)
+        if radii.shape != (real.shape[0],):
+            raise ValueError(f"real_radii has shape {tuple(radii.shape)}, not ({real.shape[0]},)")
     gen_radii = knn_radii(gen, k, batch_size)
     return {
-        "precision": fraction_inside(gen, real, real_radii, batch_size),
+        "precision": fraction_inside(gen, real, radii, batch_size),
         "recall": fraction_inside(real, gen, gen_radii, batch_size),
     }

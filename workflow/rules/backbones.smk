@@ -58,6 +58,7 @@ rule reference_stats:
     output:
         f"{OUT}/reference/{{dataset}}/{{split}}/{{backbone}}.npz",
     params:
+        pr_k=config["evaluate"]["pr_k"],
         timing=timing_file("reference_stats", "{dataset}/{split}/{backbone}"),
     log:
         f"{OUT}/logs/reference_stats/{{dataset}}/{{split}}/{{backbone}}.log",
@@ -71,4 +72,4 @@ rule reference_stats:
     shell:
         CLI + " --threads {threads} --timing {params.timing} reference-stats --dataset-file {input.data}"
         " --split {wildcards.split} --backbone {wildcards.backbone} --weights {input.weights}"
-        " --out {output} > {log} 2>&1"
+        " --pr-k {params.pr_k} --out {output} > {log} 2>&1"
