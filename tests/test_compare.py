@@ -181,3 +181,15 @@ def test_cpu_model_matches_proc_cpuinfo():
     lines = [x for x in cpuinfo.read_text().splitlines() if x.startswith("model name")]
     if lines:
         assert cpu_model() == lines[0].partition(":")[2].strip()
+
+
+def test_table_without_key_columns_names_rows_by_number(trees):
+    """A CSV with none of the key columns (none of its columns names a row) is matched row by row; a
+    difference names the row's number."""
+    reference, fresh = trees
+    (reference / "figures/grid.csv").write_text("u,v\n0.0,0.1\n0.5,0.7\n")
+    (fresh / "figures/grid.csv").write_text("u,v\n0.0,0.1\n0.5,0.9\n")
+    problems = compare_results(reference, fresh, rtol=0.0, atol=0.01)
+    assert len(problems) == 1
+    assert problems[0].startswith("figures/grid.csv: row #2 column v: reference 0.7")
+    assert "0.9" in problems[0]

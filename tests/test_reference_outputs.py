@@ -17,7 +17,7 @@ Tolerance:
   over 3 seeds (std, CI bounds) move most. This loose check catches broken pipelines and
   changed semantics (a metric in other units, a missing method), not small drifts.
 
-The default profile takes about 25 minutes on 2 cores. Its reference is the committed
+The default profile takes about 21 minutes on 2 cores. Its reference is the committed
 ``results/default/``. Other profiles (``smoke``) have no committed outputs: name them in
 ``ADAPTIVEMIX_REFERENCE_PROFILES=default,smoke`` and give a reference with
 ``ADAPTIVEMIX_REFERENCE_ROOT=<folder holding <profile>/tables ...>``, e.g. made by a first

@@ -137,8 +137,9 @@ def _index_rows(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.set_index([*keys, "#"])
 
 
-def _row_name(keys: list[str], row: tuple) -> str:
-    *values, occurrence = row
+def _row_name(keys: list[str], row: tuple | int) -> str:
+    # without key columns the index is the occurrence alone: a plain integer, not a tuple
+    *values, occurrence = row if isinstance(row, tuple) else (row,)
     shown = ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
     if not keys:
         return f"#{occurrence + 1}"
