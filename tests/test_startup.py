@@ -17,6 +17,7 @@ import yaml
 
 from adaptivemix.classify.config import cls_run_config
 from adaptivemix.config import load_workflow_config
+from adaptivemix.io import read_json
 from tests.helpers import tiny_run_config
 
 #: Run the CLI's main() with the given arguments, then print the modules it imported.
@@ -82,21 +83,30 @@ def test_report_commands_never_import_torch(smoke_run, tmp_path):
     assert (tmp_path / "gan/tables/gan_digits.md").exists()
 
 
-@pytest.mark.slow
-def test_gan_job_imports_no_timm_torchvision_or_plotting(smoke_run, tmp_path, repo_root):
-    out, _, _ = smoke_run
+def _gan_job(out, tmp_path, repo_root, n_gen: int) -> set[str]:
     spec = json.dumps(tiny_run_config("vanilla", steps=4, eval_every=4).to_dict())
-    modules = imported_by(
+    return imported_by(
         "--threads", "1", "train-gan", "--spec", spec,
         "--dataset-file", str(out / "data/digits/dataset.pt"), "--backbone", "digits-cnn",
         "--weights", str(out / "backbones/digits-cnn/weights.pt"),
         "--reference", str(out / "reference/digits/train/digits-cnn.npz"),
         "--run-dir", str(tmp_path / "run"), "--state-dir", str(tmp_path / "state"),
-        "--n-gen", "64", "--pr-k", "3", cwd=repo_root,
+        "--n-gen", str(n_gen), "--pr-k", "3", cwd=repo_root,
     )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_gan_job_imports_no_timm_torchvision_or_plotting(smoke_run, tmp_path, repo_root):
+    out, _, _ = smoke_run
+    modules = _gan_job(out, tmp_path, repo_root, n_gen=64)
     assert (tmp_path / "run/metrics.json").exists()
     heavy = sorted({*NOT_FOR_TRAINING, "sklearn"} & modules)
     assert heavy == [], f"a vanilla GAN job imported {heavy}"
+    # the job rerun with other evaluation settings resumes at the last step: it only evaluates
+    _gan_job(out, tmp_path, repo_root, n_gen=80)
+    summary = read_json(tmp_path / "run/train.json")
+    assert summary["resumed_from_step"] == 4 and summary["session_seconds"] == 0
+    assert read_json(tmp_path / "run/metrics.json")["protocol"]["n_gen"] == 80
 
 
 @pytest.mark.slow
