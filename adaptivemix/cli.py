@@ -42,6 +42,11 @@ def _load_plugins() -> None:
     import baselines  # noqa: F401  (registers every baseline; the core never imports it)
 
 
+def _rank_zero() -> bool:
+    """Rank 0 of a torchrun launch, or a plain single process (read without torch)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def _limit_threads(threads: int, with_torch: bool) -> None:
     # NumPy/SciPy's BLAS must obey the job's thread budget too: two BLAS threads per job
     # on a two-core machine running two jobs thrash (KID ran 20× slower).
@@ -113,7 +118,7 @@ def cmd_train_gan(args) -> None:
     checkpointed and the process exits with status 143 without writing the run's outputs;
     rerunning the same command resumes (e.g. ``sbatch --requeue``)."""
     from adaptivemix.config import GanRunConfig
-    from adaptivemix.gan.distributed import PREEMPTED_EXIT_CODE, Preempted, is_main_process
+    from adaptivemix.gan.distributed import PREEMPTED_EXIT_CODE, Preempted
     from adaptivemix.gan.run import run_training
 
     cfg = GanRunConfig.from_dict(json.loads(args.spec))
@@ -126,7 +131,7 @@ def cmd_train_gan(args) -> None:
         print(f"adaptivemix: {err}", file=sys.stderr)
         raise SystemExit(PREEMPTED_EXIT_CODE) from None
     args.work.add("train", summary["session_seconds"])
-    if args.n_gen and is_main_process():
+    if args.n_gen and _rank_zero():
         args.device = cfg.device
         cmd_evaluate_gan(args)
 
@@ -353,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"adaptivemix: error: {err}", file=sys.stderr)
         return 2
-    if args.timing and os.environ.get("RANK", "0") == "0":  # one record per job under torchrun
+    if args.timing and _rank_zero():  # one record per job under torchrun
         write_timing(args.timing, args.command, started_at, ready_at, args.work)
     return 0
 

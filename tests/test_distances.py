@@ -55,8 +55,8 @@ def test_kernel_bit_identical_to_clean_fid_on_the_same_draws():
     f1, f2 = rng.normal(size=(120, 5)), rng.normal(size=(90, 5)) + 0.3
     np.random.seed(7)
     theirs = cleanfid_kernel(f1, f2, num_subsets=5, max_subset_size=40)
-    np.random.seed(7)
-    assert kernel_distance(f1, f2, num_subsets=5, max_subset_size=40) == theirs
+    rng = np.random.RandomState(7)  # the stream np.random.seed(7) gives the global RNG
+    assert kernel_distance(f1, f2, rng, num_subsets=5, max_subset_size=40) == theirs
 
 
 def test_kernel_by_hand_on_whole_sets():
@@ -71,7 +71,7 @@ def test_kernel_by_hand_on_whole_sets():
     kxx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     kyy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     kxy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
-    np.random.seed(0)  # the permutation of whole sets leaves the value unchanged
-    assert kernel_distance(x, y, num_subsets=1, max_subset_size=3) == pytest.approx(
+    rng = np.random.RandomState(0)  # the permutation of whole sets leaves the value unchanged
+    assert kernel_distance(x, y, rng, num_subsets=1, max_subset_size=3) == pytest.approx(
         kxx + kyy - 2 * kxy, rel=1e-12
     )

@@ -90,11 +90,6 @@ class DistEnv:
             dist.barrier()
 
 
-def is_main_process() -> bool:
-    """Rank 0 of a torchrun launch, or a plain single process."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
 @contextmanager
 def session(device: str) -> Iterator[DistEnv]:
     """The run's :class:`DistEnv`; initialises (and afterwards destroys) the process group

@@ -26,14 +26,9 @@ class ModelEma(nn.Module):
         self.module = copy.deepcopy(model).eval()
         self.decay = decay
 
-    def decay_at(self, step: int | None) -> float:
-        if step is None:
-            return self.decay
-        return 0.0 if step <= 1 else self.decay
-
     @torch.no_grad()
-    def update(self, model: nn.Module, step: int | None = None) -> None:
-        weight = 1.0 - self.decay_at(step)
+    def update(self, model: nn.Module, step: int) -> None:
+        weight = 1.0 if step <= 1 else 1.0 - self.decay
         averaged, current = [], []
         pairs = zip(self.module.state_dict().values(), model.state_dict().values(), strict=True)
         for ema_value, value in pairs:
@@ -44,6 +39,3 @@ class ModelEma(nn.Module):
                 ema_value.copy_(value)
         if averaged:
             torch._foreach_lerp_(averaged, current, weight=weight)
-
-    def forward(self, *args, **kwargs):
-        return self.module(*args, **kwargs)

@@ -11,9 +11,9 @@ both on the same inputs and the same draws):
   1e-3 on the diagonal raises, a smaller one is dropped.
 - Kernel: the unbiased MMD² with the cubic polynomial kernel k(x, y) = (xᵀy / d + 1)³,
   averaged over ``num_subsets`` subsets of m = min(n₁, n₂, ``max_subset_size``) rows drawn
-  without replacement from NumPy's global RNG, the second set's rows first (callers that need
-  a function of a seed seed and restore that RNG, as
-  :func:`adaptivemix.metrics.fid.kid_from_features` does).
+  without replacement, the second set's rows first. clean-fid draws them from NumPy's global
+  RNG; here they come from an explicit ``np.random.RandomState``, which gives the same
+  stream: ``RandomState(s)`` draws what the global RNG draws after ``np.random.seed(s)``.
 """
 
 from __future__ import annotations
@@ -55,15 +55,19 @@ def frechet_distance(
 
 
 def kernel_distance(
-    feats1: np.ndarray, feats2: np.ndarray, num_subsets: int = 100, max_subset_size: int = 1000
+    feats1: np.ndarray,
+    feats2: np.ndarray,
+    rng: np.random.RandomState,
+    num_subsets: int = 100,
+    max_subset_size: int = 1000,
 ) -> float:
-    """KID between two feature sets (rows are samples), subsets from NumPy's global RNG."""
+    """KID between two feature sets (rows are samples), subsets drawn from ``rng``."""
     dim = feats1.shape[1]
     m = min(feats1.shape[0], feats2.shape[0], max_subset_size)
     total = 0
     for _ in range(num_subsets):
-        x = feats2[np.random.choice(feats2.shape[0], m, replace=False)]
-        y = feats1[np.random.choice(feats1.shape[0], m, replace=False)]
+        x = feats2[rng.choice(feats2.shape[0], m, replace=False)]
+        y = feats1[rng.choice(feats1.shape[0], m, replace=False)]
         within = (x @ x.T / dim + 1) ** 3 + (y @ y.T / dim + 1) ** 3
         across = (x @ y.T / dim + 1) ** 3
         total += (within.sum() - np.diag(within).sum()) / (m - 1) - across.sum() * 2 / m

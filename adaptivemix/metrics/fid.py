@@ -74,20 +74,16 @@ def kid_from_features(
 ) -> float:
     """KID (unbiased MMD² with a cubic polynomial kernel, averaged over random subsets).
 
-    clean-fid draws its subsets from NumPy's *global* RNG. To make KID a function of its
-    inputs and ``seed`` alone, and to leave every other user of that RNG undisturbed, the
-    global state is saved, seeded for the call and restored afterwards even on error.
+    clean-fid draws its subsets from NumPy's *global* RNG after ``np.random.seed``; here they
+    come from ``np.random.RandomState(seed)``, the same stream, so KID is a function of its
+    inputs and ``seed`` alone and every other user of the global RNG is left undisturbed.
     """
     feats_gen = np.asarray(feats_gen, dtype=np.float64)
     feats_ref = np.asarray(feats_ref, dtype=np.float64)
     if min(feats_gen.shape[0], feats_ref.shape[0], max_subset_size) < 2:
         raise ValueError("KID needs at least 2 samples per set")
-    saved = np.random.get_state()
-    try:
-        np.random.seed(seed)
-        return float(kernel_distance(feats_gen, feats_ref, num_subsets, max_subset_size))
-    finally:
-        np.random.set_state(saved)
+    rng = np.random.RandomState(seed)
+    return float(kernel_distance(feats_gen, feats_ref, rng, num_subsets, max_subset_size))
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing arrays with == has no truth value
