@@ -15,7 +15,11 @@ Contract every family meets (DESIGN.md §4):
   ``G(z) == G.synthesize_from(G.stem(z), G.stage_resolutions[0], z=z)``;
   ``G.feature_maps(z)`` returns every stage's map by resolution and ``G.stage_channels[res]``
   its channel count. ``G(z, generator=gen)`` draws any training-time randomness (noise
-  inputs, style mixing) from ``gen``, and none without it.
+  inputs, style mixing) from ``gen``, and none without it; ``G(z, generator=gen, maps=d)``
+  also records that very forward's stage maps into the dict ``d``. The last
+  ``G.stage_image_channels`` channels of a stage map are a running skip image (StyleGAN2;
+  0 for the staged families). A style-based G also takes ``synthesize_from(h, res, ws=ws,
+  generator=gen)`` (explicit styles, noise from ``gen``) and exposes ``w_dim``, ``num_ws``.
 """
 
 from adaptivemix.models import (  # noqa: F401  (each registers its families)

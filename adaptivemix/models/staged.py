@@ -11,6 +11,7 @@ from torch import nn
 class StagedGenerator(nn.Module):
     stage_resolutions: list[int]  # ascending, from the stem's resolution
     blocks: nn.ModuleDict  # str(resolution) -> the block producing that resolution's map
+    stage_image_channels = 0  # no skip image in the stage maps (StyleGAN2 has one)
 
     def stem(self, z: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -35,6 +36,12 @@ class StagedGenerator(nn.Module):
             h = maps[r] = self.blocks[str(r)](h)
         return maps
 
-    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``generator``: the run's randomness source (unused: these Gs are deterministic)."""
-        return self.synthesize_from(self.stem(z), self.stage_resolutions[0])
+    def forward(
+        self, z: torch.Tensor, generator: torch.Generator | None = None, maps=None
+    ) -> torch.Tensor:
+        """``generator``: the run's randomness source (unused: these Gs are deterministic);
+        ``maps``: a dict to record this forward's stage maps in (as ``feature_maps``)."""
+        stages = self.feature_maps(z)
+        if maps is not None:
+            maps.update(stages)
+        return self.image_from(stages[self.stage_resolutions[-1]])

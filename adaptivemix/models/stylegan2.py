@@ -16,14 +16,20 @@ Our interpretations and differences:
 - ``G(z, generator=gen)`` in training mode draws the per-layer noise and style mixing
   (upstream ``StyleGAN2Loss.run_G``: with probability ``mixing_prob`` one cutoff in
   [1, num_ws) for the whole batch; the styles from the cutoff on come from a second latent)
-  from ``gen``; without a generator, or in eval mode, it uses the constant noise buffers and
-  no mixing. The global RNG is never used.
+  from ``gen``; in eval mode a generator gives the per-layer noise only, no mixing (what
+  stylegan2-ada-pytorch's metrics sample with: its default ``noise_mode='random'``, see
+  :func:`adaptivemix.metrics.fid.generate_images`); without a generator G uses the constant
+  noise buffers (upstream ``noise_mode='const'``, its image grids) and no mixing. The
+  global RNG is never used. ``noise_inputs = True`` tells the metrics G has noise inputs.
 - Staged synthesis (GLeaD): the map at resolution r is the block's features concatenated
-  with the running skip image (``stage_channels[r]`` = features + image channels).
-  ``synthesize_from(h, r, z)`` styles the later blocks with ``mapping(z)``; with ``z=None``
-  with the tracked average ``w_avg`` (a neutral style: a decoder working from a real image
-  has no latent). ``mapping`` updates ``w_avg`` in training mode; the staged helpers and the
-  mixing latent do not (as upstream's ``skip_w_avg_update``).
+  with the running skip image (``stage_channels[r]`` = features + image channels, the last
+  ``stage_image_channels`` of them the image). ``synthesize_from(h, r, z, ws=, generator=)``
+  runs the later blocks (upstream GLeaD's ``SynthesisNetwork.forward(feat2img=True)``),
+  styled by ``ws`` when given, else by ``mapping(z)``, else (``z=None``) by the tracked
+  average ``w_avg``; noise as ``synthesis`` (from ``generator`` when given).
+  ``G(z, generator, maps=d)`` also records the stage maps of that very forward into ``d``
+  (style mixing and noise included). ``mapping`` updates ``w_avg`` in training mode; the
+  staged helpers and the mixing latent do not (as upstream's ``skip_w_avg_update``).
 """
 
 from __future__ import annotations
@@ -114,9 +120,13 @@ class MappingNetwork(nn.Module):
 
 
 class Generator(nn.Module):
+    noise_inputs = True  # per-layer noise besides z: metric samples draw it at random
+
     def __init__(self, resolution: int, channels: int, z_dim: int, options: StyleGAN2Options):
         super().__init__()
         self.options, self.z_dim, self.img_channels = options, z_dim, channels
+        self.w_dim = options.w_dim
+        self.stage_image_channels = channels  # the skip image ends every stage map
         self.stage_resolutions = _resolutions(resolution)
         width = _channels(self.stage_resolutions, options)
         clamp = options.conv_clamp or None
@@ -159,10 +169,11 @@ class Generator(nn.Module):
                 maps[r] = torch.cat([x, img], dim=1)
         return x, img
 
-    def synthesis(self, ws: torch.Tensor, generator: torch.Generator | None = None):
-        """Image from styles; noise drawn from ``generator`` in training mode, else constant."""
-        gen = generator if self.training else None
-        return self._run(None, None, ws, 0, gen)[1]
+    def synthesis(self, ws: torch.Tensor, generator: torch.Generator | None = None, maps=None):
+        """Image from styles; noise drawn from ``generator`` when given (in eval mode too:
+        metrics' random noise), else constant. ``maps``: a dict to record every stage map in
+        (as ``feature_maps``)."""
+        return self._run(None, None, ws, 0, generator, maps)[1]
 
     def mix_styles(self, ws: torch.Tensor, z: torch.Tensor, generator: torch.Generator):
         """Upstream style mixing: with prob. ``mixing_prob`` the styles from one cutoff on
@@ -177,11 +188,11 @@ class Generator(nn.Module):
         other = self.mapping(z2, update_w_avg=False)
         return torch.cat([ws[:, :cutoff], other[:, cutoff:]], dim=1)
 
-    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None):
+    def forward(self, z: torch.Tensor, generator: torch.Generator | None = None, maps=None):
         ws = self.mapping(z)
         if generator is not None and self.training:
             ws = self.mix_styles(ws, z, generator)
-        return self.synthesis(ws, generator)
+        return self.synthesis(ws, generator, maps)
 
     def feature_maps(self, z: torch.Tensor) -> dict[int, torch.Tensor]:
         """Every block's features ⊕ skip image, by resolution (constant noise, no mixing)."""
@@ -195,10 +206,20 @@ class Generator(nn.Module):
         x, img = self.blocks[str(first)](None, None, ws.narrow(1, 0, 2))
         return torch.cat([x, img], dim=1)
 
-    def synthesize_from(self, h: torch.Tensor, res: int, z: torch.Tensor | None = None):
-        """The blocks above ``res`` from the map ``h``, styled by ``z`` (None: by ``w_avg``)."""
+    def synthesize_from(
+        self,
+        h: torch.Tensor,
+        res: int,
+        z: torch.Tensor | None = None,
+        *,
+        ws: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """The blocks above ``res`` from the map ``h``, styled by ``ws`` (N, num_ws, w_dim)
+        if given, else by ``z`` (None: by ``w_avg``); noise as :meth:`synthesis`."""
         x, img = h[:, : -self.img_channels], h[:, -self.img_channels :]
-        return self._run(x, img, self._styles(z, h.shape[0]), res)[1]
+        ws = self._styles(z, h.shape[0]) if ws is None else ws
+        return self._run(x, img, ws, res, generator)[1]
 
 
 class Discriminator(nn.Module):
