@@ -2,8 +2,14 @@
 
 Takamoto & Morishita, "An Empirical Study of the Effects of Sample-Mixing Methods for
 Efficient Training of Generative Adversarial Networks", MIPR 2021, arXiv 2104.03535.
-Only the abstract was available; everything below the confirmed points is OUR
-interpretation (see each public module for its method, and the knobs for alternatives).
+Only the abstract was available and no official code for it was found; everything below the
+confirmed points is OUR interpretation (see each public module for its method, and the knobs
+for alternatives). Borrowed from the classification originals, not from the GAN paper: the
+λ-weighted loss of ``mixup_criterion`` (facebookresearch/mixup-cifar10 ``train.py``) and
+CutMix's box (clovaai/CutMix-PyTorch ``train.py`` ``rand_bbox``; see :mod:`baselines.cutmix`).
+Ours: real[i] is mixed with fake[i] (not a batch with its own permutation) and λ is drawn per
+sample (upstream: one λ per batch). ``tests/test_conformance_mixing.py`` checks D and G losses
+and gradients on StyleGAN2 against a loop-based reference of this definition.
 
 One D step of a mixing method, in this order of draws from ``ctx.generator``:
   1. the coin ``u < prob`` (drawn only when ``0 < prob < 1``: with prob 0 or 1 the outcome is
@@ -23,6 +29,9 @@ One D step of a mixing method, in this order of draws from ``ctx.generator``:
 the originals in classification mixup; R1 (γ > 0) is then taken on an extra plain pass over the
 un-mixed reals, w.r.t. the un-augmented reals (gradient through ``ctx.augment``).
 ``mode="add"``: the base class's plain loss (with its R1) plus the mixed loss.
+Real logits reported for adaptive augmentation (``ctx.report_real_logits``, ADA's r_t): those
+of the plain real passes only (the base loss's; in ``replace`` mode the R1 pass, so a step
+without R1 reports none), not the mixed batch's.
 Scale: a mixed sample's two weights sum to 1, so the mixed loss is about half the plain
 ``mean real + mean fake`` loss; we keep the formula as stated (Adam is nearly scale-free,
 but R1's weight relative to the adversarial term is in effect doubled in ``replace`` mode).
@@ -219,6 +228,8 @@ class SampleMixing(GanMethod):
             real_logits = (
                 self.discriminate(ctx.D, aug_real, "d_real", ctx).logits if with_r1 else None
             )
+            if real_logits is not None:  # the only pass over plain reals: ADA's r_t
+                ctx.report_real_logits(real_logits)
             penalty, penalty_logs = self.penalties(ctx, real, real_logits)
             loss = loss + penalty
             logs.update(penalty_logs)

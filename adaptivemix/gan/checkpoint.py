@@ -1,11 +1,13 @@
 """Resumable training state, written atomically and loaded with ``weights_only=True``.
 
 A checkpoint holds everything needed to continue bit-exactly: step (and kimg), G, D, G's EMA,
-both optimizers, the augmentations' state (ADA's p), the run's random generator, the
-path-length running mean and, with float16 mixed precision, the GradScalers' state. It lives in
-the run's *state* folder, outside the job's declared outputs, because Snakemake deletes
-declared outputs before rerunning a job; the in-progress log lives there too and is cut back
-to the checkpoint's step on resume.
+both optimizers, the augmentations' state (ADA's p), the method's state (APA's p and stored
+fakes), the run's random generator, the path-length running mean and, with float16 mixed
+precision, the GradScalers' state. It lives in the run's *state* folder, outside the job's
+declared outputs, because Snakemake deletes declared outputs before rerunning a job; the
+in-progress log lives there too and is cut back to the checkpoint's step on resume. The
+trainer's lock lies beside the folder (``<state_dir>.lock``, :mod:`adaptivemix.run_lock`),
+so resetting or removing the folder never releases it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def save_checkpoint(state_dir: Path, state, config: dict) -> Path:
         "opt_d": state.opt_d.state_dict(),
         "rng": state.generator.get_state(),
         "augment": state.augment.state_dict(),
+        "method": state.method.state_dict(),
         "pl_mean": state.pl_mean,
     }
     if state.scalers:
@@ -56,6 +59,7 @@ def try_resume(state_dir: Path, state, config: dict, truncate_log: bool = True) 
     state.opt_d.load_state_dict(payload["opt_d"])
     state.generator.set_state(payload["rng"])
     state.augment.load_state_dict(payload["augment"])
+    state.method.load_state_dict(payload.get("method", {}))
     state.pl_mean.copy_(payload.get("pl_mean", state.pl_mean))
     for name, scaler in (state.scalers or {}).items():
         if name in payload.get("scalers", {}):

@@ -6,9 +6,11 @@ plain adversarial objective with optional R1, written through one overridable ho
 ``discriminate(D, x, phase, ctx)``, which returns the logits the loss sees plus any extra
 loss term. A feature-space method (AdaptiveMix) overrides only ``discriminate``; a method that
 changes the objective overrides ``d_loss`` / ``g_loss``; one that alters the networks
-overrides ``prepare`` (and ``check_compatible`` to refuse networks it cannot use). Every D
-input goes through ``ctx.augment`` first, so augmentations compose with any method; a method
-that builds its own D inputs (e.g. by mixing reals and fakes) augments them before mixing.
+overrides ``prepare`` (and ``check_compatible`` to refuse networks it cannot use); one that
+keeps state between steps (APA's ``p``) returns it from ``state_dict``, which checkpoints
+hold. Every D input goes through ``ctx.augment`` first, so augmentations compose with any
+method; a method that builds its own D inputs (e.g. by mixing reals and fakes) augments them
+before mixing.
 The trainer never branches on a method's name.
 """
 
@@ -39,7 +41,8 @@ class StepContext:
     (see :mod:`adaptivemix.gan.regularizers`), so a method only checks ``r1_gamma > 0``.
     ``gp_lambda`` > 0 adds WGAN-GP's penalty on real/fake interpolates in the base ``d_loss``,
     through ``discriminate`` (phase ``"d_gp"``), so a method overriding only
-    ``discriminate`` gets it on its own logits.
+    ``discriminate`` gets it on its own logits. ``g_maps`` is filled (by resolution, as
+    ``G.feature_maps``) only for a method whose ``records_g_maps`` is true.
     """
 
     G: nn.Module
@@ -53,6 +56,15 @@ class StepContext:
     z: torch.Tensor | None = None  # the latents ``fake`` was generated from
     augment: Callable[[torch.Tensor], torch.Tensor] = lambda x: x  # every D input goes through it
     gp_lambda: float = 0.0  # WGAN-GP weight λ of (‖∇D(x̂)‖ − 1)²; 0 disables it
+    r1_interval: int = 1  # lazy R1's k: ``r1_gamma`` is γ·k on R1 steps (upstream's Dreg gain)
+    g_maps: dict[int, torch.Tensor] | None = None  # G's stage maps from the forward of ``fake``
+    real_logits: list[torch.Tensor] = field(default_factory=list)  # see report_real_logits
+
+    def report_real_logits(self, logits: torch.Tensor) -> None:
+        """Record D's logits on reals from a pass the D loss makes (the logits the loss uses,
+        e.g. AdaptiveMix's mixed ones). Every ``d_loss`` reports each real pass it makes; the
+        trainer hands them to the augmentations (ADA's r_t) after the step."""
+        self.real_logits.append(logits.detach())
 
 
 @dataclass(frozen=True)
@@ -61,6 +73,9 @@ class RunEnv:
 
     device: str = "cpu"
     feature_backbone: object | None = None  # the run's frozen FeatureBackbone, when there is one
+    # perceptual distance name -> {"weights": local file, "sha256": its expected hash}, for
+    # the distances that read a weights file (adaptivemix.metrics.perceptual)
+    perceptual_files: dict = field(default_factory=dict)
 
 
 class IncompatibleError(Exception):
@@ -79,6 +94,10 @@ class Discrimination:
 class GanMethod(Configurable):
     """Base class and the ``vanilla`` method: plain adversarial loss (+ R1 when γ > 0)."""
 
+    #: the trainer's G forward also records G's stage maps into ``StepContext.g_maps``
+    #: (G then must take ``G(z, generator=gen, maps=dict)``, see :mod:`adaptivemix.models`)
+    records_g_maps: bool = False
+
     def check_compatible(self, G: nn.Module, D: nn.Module) -> None:
         """Raise :class:`IncompatibleError` if this method cannot run with G and D.
 
@@ -93,6 +112,13 @@ class GanMethod(Configurable):
         """Wrap or extend the networks before the optimizers see them (default: unchanged)."""
         return G, D
 
+    def perceptual_distances(self) -> dict[str, str]:
+        """Option name -> the registered perceptual distance it names (default: the option
+        ``perceptual``, when the method has one). The config check validates them and the
+        workflow gives the method's runs the weights files they read."""
+        name = getattr(self.options, "perceptual", None)
+        return {"perceptual": name} if isinstance(name, str) else {}
+
     def discriminate(
         self, D: nn.Module, x: torch.Tensor, phase: str, ctx: StepContext
     ) -> Discrimination:
@@ -101,6 +127,7 @@ class GanMethod(Configurable):
     def d_loss(self, ctx: StepContext) -> tuple[torch.Tensor, dict[str, float]]:
         real = ctx.real.detach().requires_grad_(ctx.r1_gamma > 0)
         on_real = self.discriminate(ctx.D, ctx.augment(real), "d_real", ctx)
+        ctx.report_real_logits(on_real.logits)
         on_fake = self.discriminate(ctx.D, ctx.augment(ctx.fake.detach()), "d_fake", ctx)
         loss_real = ctx.adv.d_real(on_real.logits).mean()
         loss_fake = ctx.adv.d_fake(on_fake.logits).mean()
@@ -139,6 +166,14 @@ class GanMethod(Configurable):
         on_fake = self.discriminate(ctx.D, ctx.augment(ctx.fake), "g", ctx)
         loss_adv = ctx.adv.g_fake(on_fake.logits).mean()
         return loss_adv + on_fake.extra_loss, {"g_adv": float(loss_adv.detach()), **on_fake.logs}
+
+    def state_dict(self) -> dict:
+        """State the method carries between steps (e.g. an adaptive probability), saved in
+        checkpoints so a resumed run continues exactly; tensors, numbers and None only."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 METHODS.register("vanilla")(GanMethod)

@@ -15,7 +15,8 @@ the full state is saved atomically. After training (also when a resumed run had 
 left), rank 0 hands the final networks to ``on_finish(G_ema, D)`` before the outputs are
 written. A non-finite loss stops the run cleanly with ``status: diverged``. SIGTERM saves a
 checkpoint at the end of the step in progress and raises :class:`Preempted`; torchrun
-launches train data-parallel (both in :mod:`adaptivemix.gan.distributed`).
+launches train data-parallel (both in :mod:`adaptivemix.gan.distributed`). Rank 0 holds the
+run's lock (:mod:`adaptivemix.run_lock`) throughout: a second trainer of the run refuses.
 
     summary = train_gan(cfg, dataset, run_dir, state_dir, evaluate=my_metrics)
 """
@@ -38,7 +39,7 @@ from adaptivemix.config import GanRunConfig
 from adaptivemix.data.base import ImageDataset, as_float_images
 from adaptivemix.errors import ConfigError
 from adaptivemix.gan import distributed
-from adaptivemix.gan.augment import AugmentPipeline
+from adaptivemix.gan.augment import AugmentPipeline, DStepReport
 from adaptivemix.gan.checkpoint import LIVE_LOG, reset_state_dir, save_checkpoint, try_resume
 from adaptivemix.gan.distributed import DistEnv, Preempted
 from adaptivemix.gan.ema import ModelEma
@@ -58,6 +59,7 @@ from adaptivemix.gan.regularizers import (
 from adaptivemix.gan.variants import build_variant
 from adaptivemix.io import append_jsonl
 from adaptivemix.models import build_models
+from adaptivemix.run_lock import hold_run
 
 __all__ = ["Preempted", "TrainState", "build_state", "train_gan", "train_step"]
 
@@ -83,6 +85,7 @@ class TrainState:
     amp_dtype: torch.dtype | None = None  # autocast dtype of the forward passes, None: off
     scalers: dict[str, torch.amp.GradScaler] | None = None  # "d"/"g" with float16 autocast
     dist: DistEnv = field(default_factory=DistEnv)
+    method: GanMethod = field(default_factory=GanMethod)  # checkpointed via its state_dict
 
     @property
     def G_ema(self) -> torch.nn.Module:
@@ -152,6 +155,7 @@ def build_state(
         amp_dtype=amp_dtype,
         scalers=scalers,
         dist=dist or DistEnv(),
+        method=method,
     )
 
 
@@ -187,32 +191,39 @@ def rank_generator(state: TrainState, cfg: GanRunConfig, d_index: int) -> torch.
     return torch.Generator(cfg.device).manual_seed(seed)
 
 
-def _context(state, adv, reals, cfg, d_index: int, keep_graph: bool):
-    """One D step's context (this rank's rows) and the global real batch."""
+def _context(state, adv, reals, cfg, d_index: int, keep_graph: bool, record_maps=False):
+    """One D step's context (this rank's rows) and the global real batch; with
+    ``record_maps``, G's stage maps of the forward that made the fakes too."""
     gen, rows = state.generator, state.dist.rows(cfg.batch_size)
     real = sample_reals(state, reals, cfg)
     z = torch.randn(cfg.batch_size, cfg.z_dim, generator=gen, device=gen.device)[rows]
     local = rank_generator(state, cfg, d_index)
+    maps = {} if record_maps else None
     with _autocast(state), torch.set_grad_enabled(keep_graph and torch.is_grad_enabled()):
-        fake = state.G(z, generator=local)
+        fake = state.G(z, generator=local, **({"maps": maps} if record_maps else {}))
     ctx = StepContext(
         state.G, state.D, real[rows], fake, adv, local, r1_gamma_at(d_index, cfg), state.step,
         z, augment=lambda x: state.augment(x, local), gp_lambda=cfg.gp_lambda,
+        r1_interval=cfg.r1_interval, g_maps=maps,
     )  # fmt: skip
     return ctx, real
 
 
 def train_step(state, method, adv, reals: torch.Tensor, cfg: GanRunConfig) -> dict | None:
     """``d_steps`` D steps and one G step. Returns the step's logs, or None if a loss is not
-    finite (the state is then left as it was after the last finite update)."""
+    finite (the state is then left as it was after the last finite update). The
+    augmentations see each D step's real logits after the G step, so that every pass of a
+    step sees the same augmentation strength (upstream adjusts ADA's p between iterations)."""
+    reports = []
     for j in range(cfg.d_steps):
         d_index = state.step * cfg.d_steps + j
-        ctx, global_real = _context(state, adv, reals, cfg, d_index, j == cfg.d_steps - 1)
+        last = j == cfg.d_steps - 1
+        ctx, _ = _context(state, adv, reals, cfg, d_index, last, method.records_g_maps)
         with _autocast(state):
             d_loss, d_logs = method.d_loss(ctx)
         if not _optimise(state, "d", d_loss):
             return None
-        d_logs.update(state.augment.update(state.D, global_real, d_index, state.generator))
+        reports.append(DStepReport(ctx.real_logits, cfg.batch_size, state.dist, cfg.device))
     state.D.requires_grad_(False)  # the G step's graph through D need not keep D's grads
     with _autocast(state):
         g_loss, g_logs = method.g_loss(ctx)
@@ -222,6 +233,8 @@ def train_step(state, method, adv, reals: torch.Tensor, cfg: GanRunConfig) -> di
         return None
     if pl_mean is not None:
         state.pl_mean.copy_(pl_mean)
+    for report in reports:
+        d_logs.update(state.augment.update(report))
     state.step += 1
     for net in (state.G, state.D):
         distributed.broadcast_module(net, state.dist, buffers_only=True)
@@ -285,11 +298,14 @@ def train_gan(
     Under torchrun every rank calls this; rank 0 alone writes, evaluates and calls
     ``on_finish`` (after the loop, diverged or not, before the outputs are written).
     Raises :class:`Preempted` after checkpointing when SIGTERM arrives (outputs are then
-    not written and ``on_finish`` is not called).
+    not written and ``on_finish`` is not called). Raises :class:`RunLockedError` before touching
+    the run when another trainer holds its state folder (rank 0 holds the lock).
     """
     hooks = (evaluate, callbacks, on_finish)
     with distributed.session(cfg.device) as dist:
-        return _train(cfg, dataset, Path(run_dir), Path(state_dir), hooks, env, dist)
+        refused = lambda failed: dist.any(failed, cfg.device)  # noqa: E731
+        with hold_run(state_dir, take=dist.is_main, any_refused=refused):
+            return _train(cfg, dataset, Path(run_dir), Path(state_dir), hooks, env, dist)
 
 
 def _train(cfg, dataset, run_dir, state_dir, hooks, env, dist) -> dict:
