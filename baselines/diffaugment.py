@@ -3,7 +3,13 @@
 Paper: Zhao, Liu, Lin, Zhu and Han, "Differentiable Augmentation for Data-Efficient GAN
 Training", NeurIPS 2020, arXiv 2006.10738 (official code: mit-han-lab/data-efficient-gans).
 
-Followed from the paper and its official PyTorch code, on images in [-1, 1] as there:
+Followed from the official PyTorch code (commit 0b63395): ``DiffAugment_pytorch.py`` (repo
+root; the same file ships in ``DiffAugment-stylegan2-pytorch/``), functions
+``rand_brightness``, ``rand_saturation``, ``rand_contrast`` (policy ``color``),
+``rand_translation``, ``rand_cutout`` and the ``AUGMENT_FNS`` order, on images in [-1, 1] as
+there; ``DiffAugment-stylegan2-pytorch/training/loss.py`` ``StyleGAN2Loss.run_D``: every image
+D sees is augmented (reals and fakes in the D step, fakes in the G step), R1's gradient is
+taken w.r.t. the un-augmented reals; default policy ``color,translation,cutout`` (``train.py``).
 
 - ``color``: brightness ``x + b`` with ``b ~ U(-0.5, 0.5)``; then saturation
   ``(x - m_c) * s + m_c`` with ``m_c`` the per-pixel mean over channels, ``s ~ U(0, 2)``;
@@ -16,8 +22,12 @@ Followed from the paper and its official PyTorch code, on images in [-1, 1] as t
   clipped at the border, as upstream; the rest of the image is untouched.
 
 Policies run in the order listed. Our interpretation: every draw comes from the run's
-``torch.Generator`` (upstream uses the global RNG), and the ops are written with ``gather``
-and masks instead of upstream's index grids; the distributions are the same.
+``torch.Generator`` (upstream uses the global RNG), in upstream's order and shapes (one
+U[0, 1) per sample for each colour op; the H shift then the W shift; the H centre then the W
+centre), and the ops are written with ``gather`` and masks instead of upstream's index grids.
+As upstream, for a drawn shift ``t`` output pixel ``i`` reads input ``i + t`` (content moves
+by −t), so the same draws give the same images (``tests/test_conformance_diffaugment.py``
+replays upstream's ops on the same draws).
 
 Options (``gan.method_options.diffaugment``): ``policy`` (a subset of ``color``,
 ``translation``, ``cutout``, in the order applied), ``translation_ratio`` (largest shift as a
@@ -91,7 +101,8 @@ def random_translation(x: torch.Tensor, generator: torch.Generator, ratio: float
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
     dy = draw_int(-sy, sy, n, generator, x.device)
     dx = draw_int(-sx, sx, n, generator, x.device)
-    return translate(x, dy, dx, max(sy, sx), "constant")
+    # upstream's output pixel i reads input i + t: content moves by −t
+    return translate(x, -dy, -dx, max(sy, sx), "constant")
 
 
 def random_cutout(x: torch.Tensor, generator: torch.Generator, ratio: float):

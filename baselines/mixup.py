@@ -5,6 +5,9 @@ Efficient Training of Generative Adversarial Networks", MIPR 2021, arXiv 2104.03
 Confirmed (abstract only): Mixup, CutMix and the new SRMix are applied to D; a formalism for
 losses without a clear real/fake label; LSUN and CelebA, FID; Mixup and SRMix improve FID in
 most cases, SRMix most often best.
+No official code for the GAN paper was found. The blend is Zhang et al.'s (ICLR 2018;
+facebookresearch/mixup-cifar10 ``train.py`` ``mixup_data``: ``λ·x + (1−λ)·x[perm]``,
+λ ~ Beta(α, α); ``mixup_criterion``: the λ-weighted loss of the two targets).
 Interpreted (the body was not available): each D step, the augmented real batch and the
 augmented, detached fake batch are mixed sample by sample, ``x_i = λ_i·real_i + (1−λ_i)·fake_i``
 with λ_i ~ Beta(α, α) per sample, and D's loss on ``x_i`` is the λ-weighted mixture of its real

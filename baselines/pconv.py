@@ -3,7 +3,9 @@
 Park, Yeo, Shin, "PConv: Simple yet Effective Convolutional Layer for Generative Adversarial
 Network", Neural Computing and Applications 2022; arXiv 2101.10841 (v1 titled "Generative
 Adversarial Network using Perturbed-Convolutions"). No official code was found; this is an
-independent implementation.
+independent implementation: no line follows an official file.
+``tests/test_conformance_pconv.py`` checks D and G losses and gradients on StyleGAN2 against
+forward hooks written from the definition below.
 
 Confirmed (from the abstracts only; the paper's body was not available to us): a convolution
 layer for D that randomly disturbs its input tensor before convolving, during training only,
@@ -21,7 +23,15 @@ Interpreted (not confirmed):
   expected input, hence the eval-mode convolution, matches training;
 - the rate: 0.1 (our choice, no source: mild enough that D still separates reals from fakes
   after several perturbed layers); a rate of 0 makes the layer a plain convolution;
-- the perturbation applies whenever D runs in training mode: D on reals, D on fakes, G step.
+- the perturbation applies whenever D runs in training mode: D on reals, D on fakes, G step;
+- on StyleGAN2 (whose equalized-lr layers hold a plain ``nn.Conv2d``, see
+  :mod:`adaptivemix.models.stylegan2_layers`) the first convolution is fromRGB's; there are
+  8 at 16 px (fromRGB, conv0/conv1/skip per block, the epilogue's conv, which sits in
+  ``D.head``). The perturbed tensor is what that ``nn.Conv2d`` receives: the activation
+  times the layer's weight gain 1/√fan_in and, for a 2× down-sampling layer, after the
+  low-pass filter. Dropout is unaffected by that scale; Gaussian noise of std ``rate`` is
+  then std ``rate``·√fan_in on the activation itself (e.g. ×48 for a 3×3 conv over 256
+  channels), so the ``gaussian`` rate is not comparable across architectures.
 
 Knobs: ``rate``; ``distribution`` ("dropout" | "gaussian": additive noise x + rate * N(0, 1),
 whatever the scale of x); ``rescale`` (dropout only: False keeps kept elements unscaled);

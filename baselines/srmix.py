@@ -5,6 +5,8 @@ Efficient Training of Generative Adversarial Networks", MIPR 2021, arXiv 2104.03
 introduces SRMix. Confirmed (abstract only): Mixup, CutMix and the new SRMix are applied to D;
 a formalism for losses without a clear real/fake label; LSUN and CelebA, FID; Mixup and SRMix
 improve FID in most cases, SRMix most often best.
+No official code for SRMix was found (a search of public code for the paper and the method
+found none), so no line here follows one.
 Interpreted (the body was not available, so how the region is smoothed is OUR reading): the
 CutMix box mask M (1 = real, see :mod:`baselines.cutmix`) is blurred by a Gaussian of standard
 deviation ``blur_sigma``·side (per axis), truncated at 3σ and normalised to sum 1, with
@@ -12,7 +14,8 @@ replicate padding: outside the image a mask continues its edge value, so a box c
 border stays clipped (it is not faded into "fake"), and a sample without a box stays all real.
 Then ``x = M⊙real + (1−M)⊙fake`` and λ = mean(M) per sample; ``blur_sigma=0`` is CutMix.
 Because M = 1 − rows⊗cols and the kernel is separable, the 2-D separable blur with replicate
-padding equals 1 − blur(rows)⊗blur(cols): two 1-D convolutions per sample, whatever σ.
+padding equals 1 − blur(rows)⊗blur(cols): two 1-D convolutions per sample, whatever σ
+(``tests/test_conformance_mixing.py`` checks it against a direct 2-D blur, inside full steps).
 Knobs: ``alpha``, ``prob`` (chance a step mixes), ``loss_form`` (mixture | label),
 ``mode`` (replace | add the plain loss), ``blur_sigma`` (default 0.1 of the side: our choice).
 """

@@ -4,12 +4,27 @@ Liu, Zhang, et al., "Improving GAN Training via Feature Space Shrinkage", CVPR 2
 arXiv 2303.01559. Reference code: github.com/WentianZhang-ML/AdaptiveMix (``generation/``,
 built on stylegan2-ada-pytorch); this is an independent implementation of its semantics.
 
-Followed from the official code, for a batch ``x`` in each phase (D on reals, D on fakes, G):
-  λ ~ Beta(α, α) once per call, ``perm`` a random permutation, ``x_mix = λx + (1−λ)x[perm]``;
+Followed from the official code (commit 163e5d5):
+- ``generation/training/networks.py``, ``Discriminator.adaptive_mix`` with ``embedding`` (every
+  block before the 4×4 epilogue: our ``D.features``) and ``classifier`` (the epilogue: our
+  ``D.head``). For a batch ``x``: λ ~ Beta(α, α) once per call (α = 1.0, the function's
+  default, never overridden), ``perm`` a random permutation, ``x_mix = λx + (1−λ)x[perm]``;
   ``f_a = features(x)``, ``f_b = features(x[perm])``, ``f_mix = features(x_mix)``;
-  ``z = λ f_a + (1−λ) f_b``; the adversarial logits are ``head(z) + head(f_mix)`` (also in R1,
-  whose gradient is taken w.r.t. the un-mixed ``x``); the consistency term is
-  ``−cos(flatten(f_mix), flatten(z + N(0, σ²)).detach())`` averaged over the batch.
+  ``z = λ f_a + (1−λ) f_b``; logits ``head(z) + head(f_mix)`` (``z`` without noise); target
+  ``z + N(0, σ²)``.
+- ``generation/training/loss.py``, ``StyleGAN2Loss.run_D`` (the augmentation pipeline, when
+  on, is applied before mixing) and ``accumulate_gradients``: in each of Gmain (G on fakes),
+  Dgen (D on fakes) and Dreal (D on reals) the mixed logits replace D(x) in the softplus
+  loss, plus ``−cos(flatten(f_mix), flatten(target).detach())`` per sample; R1 is taken on
+  the mixed logits, its gradient w.r.t. the un-mixed reals ``x``; per-sample terms are then
+  averaged over the batch. σ = ``--noise_std`` (0.05 in the README and run settings).
+Interpretation: upstream draws λ from NumPy's global RNG and the permutation and noise from
+torch's; here all three come from the run's generator (λ, then ``perm``, then the noise, in
+each phase). Upstream's lazy R1 phase (Dreg) makes its own ``adaptive_mix`` pass with fresh
+draws; the harness adds R1 to the D loss of that step instead (see
+:mod:`adaptivemix.gan.regularizers`), so R1 uses the Dreal pass's mixed logits, as
+upstream's Dboth phase does. ``tests/test_conformance_adaptivemix.py`` replays the upstream
+functions above on StyleGAN2 and checks losses and gradients.
 Our differences, which leave every value unchanged (up to float summation order): when D's
 features are per-sample (``D.per_sample_features``), ``f_b`` is ``f_a[perm]`` (two passes
 instead of three); on an accelerator ``x`` and ``x_mix`` then share one batched pass, on the
