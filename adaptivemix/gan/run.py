@@ -18,6 +18,7 @@ from adaptivemix.metrics.backbones import BACKBONES
 from adaptivemix.metrics.fid import (
     ReferenceStats,
     evaluate_generator,
+    has_noise_inputs,
     protocol,
 )  # fmt: skip
 from adaptivemix.metrics.precision_recall import DEFAULT_K
@@ -51,8 +52,10 @@ def load_feature_spread(run_dir: Path) -> float | None:
 
 def run_training(
     cfg: GanRunConfig, dataset_file: Path, backbone: str, weights: Path, reference: Path,
-    run_dir: Path, state_dir: Path,
+    run_dir: Path, state_dir: Path, perceptual_files: dict | None = None,
 ) -> dict:  # fmt: skip
+    """``perceptual_files``: the weights of the perceptual distances the method reads
+    (name -> {"weights", "sha256"}; see :class:`RunEnv`)."""
     dataset = load_prepared(dataset_file)
     feature_net = BACKBONES.get(backbone, "backbone.name")(weights, cfg.device)
     ref = ReferenceStats.load(reference)
@@ -70,7 +73,9 @@ def run_training(
         scalars, features = probe.measure(D, G)
         save_d_features(Path(run_dir) / D_FEATURES_FILE, scalars, features, probe.describe())
 
-    env = RunEnv(device=cfg.device, feature_backbone=feature_net)
+    env = RunEnv(
+        device=cfg.device, feature_backbone=feature_net, perceptual_files=perceptual_files or {}
+    )
     return train_gan(
         cfg, dataset, run_dir, state_dir, evaluate=evaluate, env=env, on_finish=on_finish
     )
@@ -84,9 +89,11 @@ def run_evaluation(
 
     FID/KID always; with a classifier backbone also ``modes`` and ``kl_modes`` of the same
     ``n_gen`` images (and ``n_modes`` in the protocol); with ``pr_k`` > 0 also precision and
-    recall with ``pr_k`` neighbours (and ``pr_k`` in the protocol); ``feature_spread`` of
-    the final D (from ``d_features.npz``, left out when a run has none). A diverged run
-    gets nulls.
+    recall with ``pr_k`` neighbours (and ``pr_k`` in the protocol). The samples get random
+    noise inputs (``noise_mode`` in the protocol when G has them); ``reference`` may hold
+    mirrored reals or another dataset (``reference_xflip``, ``metric_data``).
+    ``feature_spread`` of the final D (from ``d_features.npz``, left out when a run has
+    none). A diverged run gets nulls.
     """
     run_dir = Path(run_dir)
     summary = read_json(run_dir / TRAIN_SUMMARY_FILE)
@@ -106,7 +113,11 @@ def run_evaluation(
     spread = load_feature_spread(run_dir)
     if spread is not None:
         values["feature_spread"] = spread if summary["status"] == "ok" else math.nan
-    proto = protocol(feature_net, ref, n_gen, pr_k=pr_k or None)
+    # noise_mode: the default of evaluate_generator, recorded for Gs that have noise inputs
+    noise_mode = "random" if has_noise_inputs(G) else None
+    proto = protocol(
+        feature_net, ref, n_gen, pr_k=pr_k or None, noise_mode=noise_mode, run_dataset=cfg.dataset
+    )
     head = {
         "task": "gan",
         "dataset": cfg.dataset,

@@ -16,6 +16,22 @@ Images may be float in [-1, 1] or uint8: uint8 batches are converted by
 ``fid50k_full`` (StyleGAN2-ADA's name) is this computation with ``n_gen`` = 50,000 against the
 whole training split; :func:`protocol` records ``n_gen``, ``n_real``, the reference split and
 the resize mode, and :func:`metric_label` names a record that way for tables.
+
+Three points follow stylegan2-ada-pytorch's ``metrics/metric_utils.py`` and the ``--mirror``
+and ``--metricdata`` options of its ``train.py`` / ``calc_metrics.py`` (``--metricdata``
+as added by APA, EndlessSora/DeceiveD):
+
+- Noise inputs: its metrics call G with the default ``noise_mode='random'``, fresh per-layer
+  noise for every sample. :func:`generate_images` does the same for a G with noise inputs
+  (StyleGAN2), from an explicit seeded generator (``noise_mode="random"``, the default;
+  "const" keeps the fixed buffers its image grids use). Truncation is never applied (ψ = 1).
+- X-flips: with ``--mirror=1`` its dataset is every image followed by its mirror image (2N
+  items) and the real statistics iterate that dataset. ``compute_reference_stats(...,
+  xflip=True)`` does the same: features of [reals; mirrored reals], ``n_real`` = 2N, also
+  for KID and the precision/recall radii.
+- Metric data: ``--metricdata`` measures a run on a limited subset against another (full)
+  dataset. The workflow passes that dataset's reference; :func:`protocol` records its name
+  as ``metric_data`` when it is not the run's own dataset.
 """
 
 from __future__ import annotations
@@ -42,6 +58,13 @@ from adaptivemix.provenance import library_versions
 #: min(n_real, REAL_MODE_SAMPLES) of the split. Mode metrics depend on the sample count, and
 #: 5,000 is the embedded profile's n_gen, so the real row matches the generated ones there.
 REAL_MODE_SAMPLES = 5_000
+#: Mirrored reals are measured this many images at a time (a multiple of the backbones'
+#: batch of 500), so a split is never copied whole to mirror it.
+MIRROR_CHUNK = 5_000
+#: How metric samples get G's noise inputs: "random" (stylegan2-ada's metrics) or "const".
+NOISE_MODES = ("random", "const")
+#: The noise inputs of metric samples come from their own stream, never the latents' one.
+NOISE_SEED_OFFSET = 5_000_011
 
 
 def feature_statistics(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +152,11 @@ class ReferenceStats:
 
 
 def compute_reference_stats(
-    dataset: ImageDataset, split: str, backbone: FeatureBackbone, pr_k: int = 0
+    dataset: ImageDataset,
+    split: str,
+    backbone: FeatureBackbone,
+    pr_k: int = 0,
+    xflip: bool = False,
 ) -> ReferenceStats:
     """Features and moments of one real split (float or uint8 images), tagged with the
     dataset and backbone hashes.
@@ -138,9 +165,15 @@ def compute_reference_stats(
     (``real_modes``, ``real_kl_modes`` on ``real_mode_samples`` images, see
     :data:`REAL_MODE_SAMPLES`) and ``n_modes``: what a perfect generator would score.
     With ``pr_k`` > 0 it also holds the real k-NN radii of precision/recall (``meta["pr_k"]``).
+    ``xflip`` (stylegan2-ada's ``--mirror=1``): the features are those of the N images followed
+    by those of the N images flipped left-right, ``n_real`` = 2N and ``meta["xflip"]`` is
+    True; moments, KID's samples and the radii use all 2N. The real mode metrics stay those of
+    the unflipped images.
     """
     images = dataset.images[split]
     feats = backbone.features(images)
+    if xflip:
+        feats = np.concatenate([feats, _mirrored_features(backbone, images)])
     mu, sigma = feature_statistics(feats)
     meta = {
         "dataset": dataset.name,
@@ -151,6 +184,8 @@ def compute_reference_stats(
         "n_real": int(feats.shape[0]),
         "dataset_sha256": dataset.content_hash(),
     }
+    if xflip:  # absent otherwise: references without x-flips keep their meta
+        meta["xflip"] = True
     if backbone.num_classes is not None:
         meta.update(_real_mode_metrics(backbone, images))
     radii = None
@@ -158,6 +193,15 @@ def compute_reference_stats(
         meta["pr_k"] = int(pr_k)
         radii = real_knn_radii(feats, pr_k, backbone.device)
     return ReferenceStats(mu=mu, sigma=sigma, features=feats, meta=meta, real_radii=radii)
+
+
+def _mirrored_features(backbone: FeatureBackbone, images: torch.Tensor) -> np.ndarray:
+    """Features of every image flipped left-right, :data:`MIRROR_CHUNK` images at a time."""
+    chunks = [
+        backbone.features(images[i : i + MIRROR_CHUNK].flip(-1))
+        for i in range(0, images.shape[0], MIRROR_CHUNK)
+    ]
+    return np.concatenate(chunks)
 
 
 def _real_mode_metrics(backbone: FeatureBackbone, images: torch.Tensor) -> dict:
@@ -173,6 +217,11 @@ def _real_mode_metrics(backbone: FeatureBackbone, images: torch.Tensor) -> dict:
     }
 
 
+def has_noise_inputs(G: nn.Module) -> bool:
+    """Whether G's images depend on noise inputs besides z (``G.noise_inputs``: StyleGAN2)."""
+    return bool(getattr(G, "noise_inputs", False))
+
+
 def generate_images(
     G: nn.Module,
     n: int,
@@ -180,22 +229,32 @@ def generate_images(
     seed: int,
     batch_size: int = 500,
     device: str = "cpu",
+    noise_mode: str = "random",
 ) -> torch.Tensor:
     """``n`` samples of ``G`` in eval mode, as a (n, C, H, W) CPU tensor in [-1, 1].
 
-    All noise is drawn at once on the CPU from a generator seeded with ``seed``, so the
-    samples depend on the seed only (not on batch size or device) and the global RNG is
-    never touched. G's train/eval mode is restored afterwards.
+    The latents are drawn at once on the CPU from a generator seeded with ``seed``, so they
+    depend on the seed only (not on batch size or device); the global RNG is never touched.
+    A G with noise inputs (:func:`has_noise_inputs`) draws, with ``noise_mode`` "random"
+    (stylegan2-ada's metrics), fresh noise for every sample from one generator on ``device``
+    seeded with ``seed + NOISE_SEED_OFFSET``, batch after batch: the images are reproducible
+    for a seed, batch size and device type. "const" uses G's fixed noise buffers instead.
+    G's train/eval mode is restored afterwards.
     """
     if n < 1:
         raise ValueError(f"n must be positive, got {n}")
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
     z = torch.randn(n, z_dim, generator=torch.Generator().manual_seed(seed))
+    noise = {}
+    if noise_mode == "random" and has_noise_inputs(G):
+        noise["generator"] = torch.Generator(device).manual_seed(seed + NOISE_SEED_OFFSET)
     was_training = G.training
     G.eval()
     try:
         with torch.no_grad():
             chunks = [
-                G(z[i : i + batch_size].to(device)).to("cpu", torch.float32)
+                G(z[i : i + batch_size].to(device), **noise).to("cpu", torch.float32)
                 for i in range(0, n, batch_size)
             ]
     finally:
@@ -215,15 +274,17 @@ def evaluate_generator(
     with_modes: bool = False,
     with_pr: bool = False,
     pr_k: int = DEFAULT_K,
+    noise_mode: str = "random",
 ) -> dict:
     """FID, KID, mode metrics (and precision/recall) of ``n_gen`` samples of G, by ``backbone``.
 
-    The samples are generated once; see :func:`evaluate_images` for what is measured.
-    ``with_kid=False`` skips KID, whose subset sums dominate frequent in-training checks.
-    Refuses a reference computed by another backbone (checked before generating).
+    The samples are generated once (``noise_mode``: see :func:`generate_images`); see
+    :func:`evaluate_images` for what is measured. ``with_kid=False`` skips KID, whose subset
+    sums dominate frequent in-training checks. Refuses a reference computed by another
+    backbone (checked before generating).
     """
     check_reference(backbone, reference)
-    images = generate_images(G, n_gen, z_dim, seed, device=device)
+    images = generate_images(G, n_gen, z_dim, seed, device=device, noise_mode=noise_mode)
     return evaluate_images(images, backbone, reference, seed, with_kid, with_modes, with_pr, pr_k)
 
 
@@ -295,7 +356,12 @@ def measurement_libraries() -> dict[str, str]:
 
 
 def protocol(
-    backbone: FeatureBackbone, reference: ReferenceStats, n_gen: int, pr_k: int | None = None
+    backbone: FeatureBackbone,
+    reference: ReferenceStats,
+    n_gen: int,
+    pr_k: int | None = None,
+    noise_mode: str | None = None,
+    run_dataset: str | None = None,
 ) -> dict:
     """Everything that must match for two FID/KID (and mode, precision/recall) numbers to be
     comparable: backbone and weights hash, resize mode, ``n_gen``, ``n_real`` (the whole
@@ -305,6 +371,9 @@ def protocol(
     ``n_modes`` is present only for classifier backbones, ``pr_k`` only when precision/recall
     were measured (absent otherwise, so records and fingerprints of runs without them are what
     they always were). Precision/recall use all ``n_gen`` generated and ``n_real`` real samples.
+    Likewise ``noise_mode`` is recorded when given (for a G with noise inputs, see
+    :func:`has_noise_inputs`), ``reference_xflip`` (True) when the reference holds mirrored
+    reals, and ``metric_data`` (the reference's dataset) when it is not ``run_dataset``.
     """
     record = {
         "backbone": backbone.name,
@@ -320,6 +389,13 @@ def protocol(
         record["n_modes"] = _reference_mode_count(backbone, reference)
     if pr_k is not None:
         record["pr_k"] = int(pr_k)
+    if noise_mode is not None:
+        record["noise_mode"] = noise_mode
+    if reference.meta.get("xflip"):
+        record["reference_xflip"] = True
+    ref_dataset = reference.meta.get("dataset")
+    if run_dataset is not None and ref_dataset not in (None, run_dataset):
+        record["metric_data"] = ref_dataset
     return record
 
 
