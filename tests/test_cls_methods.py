@@ -15,16 +15,17 @@ import torch.nn.functional as F
 import adaptivemix.classify.adaptivemix  # noqa: F401  (registers "adaptivemix")
 import baselines  # noqa: F401  (registers mixup, cutmix, manifold-mixup)
 from adaptivemix.classify.methods import CLS_METHODS, ClsBatch, build_cls_method
-from adaptivemix.classify.wrn import build_wrn
+from adaptivemix.classify.wrn import CLS_ARCHS, build_wrn
 from adaptivemix.errors import ConfigError
 
 NUM_CLASSES = 5
 
 
-def tiny_wrn(head: str = "orthogonal", in_channels: int = 3) -> torch.nn.Module:
+def tiny_wrn(head: str = "orthogonal", in_channels: int = 3, arch: str = "wrn") -> torch.nn.Module:
     torch.manual_seed(0)
     mean, std = [0.4] * in_channels, [0.3] * in_channels
-    return build_wrn(NUM_CLASSES, in_channels, 10, 1, head, mean, std)
+    build = build_wrn if arch == "wrn" else CLS_ARCHS.get(arch)
+    return build(NUM_CLASSES, in_channels, 10, 1, head, mean, std)
 
 
 def make_batch(seed: int = 0, n: int = 6, size: int = 8, in_channels: int = 3) -> ClsBatch:
@@ -95,11 +96,13 @@ def reference_adaptivemix(model, batch, alpha, noise_std, weight, distance, thre
 @pytest.mark.parametrize(
     ("training", "options"),
     [
-        (False, {}),  # eval-mode BatchNorm: per-sample, so equal to the three-pass upstream
+        (False, {}),  # eval-mode BatchNorm: per-sample, every pass layout agrees
         (False, {"alpha": 0.4, "noise_std": 0.2, "consistency_weight": 3.0}),
-        (False, {"distance": "cosine"}),
-        (True, {}),  # training mode: our single batched pass over [x, x_mix]
+        (False, {"distance": "cosine", "batched_pass": True}),
+        (True, {}),  # training mode: upstream's three passes (the default)
         (True, {"distance": "cosine", "alpha": 2.0}),
+        (True, {"batched_pass": True}),  # our single batched pass over [x, x_mix]
+        (True, {"distance": "cosine", "alpha": 2.0, "batched_pass": True}),
     ],
 )
 def test_adaptivemix_matches_reference(training, options):
@@ -109,7 +112,7 @@ def test_adaptivemix_matches_reference(training, options):
     loss, logs = method.loss(model, batch)
     ref, ce, consistency, lam = reference_adaptivemix(
         model, batch, opt.alpha, opt.noise_std, opt.consistency_weight, opt.distance,
-        three_passes=not training,
+        three_passes=not opt.batched_pass,
     )  # fmt: skip
     torch.testing.assert_close(loss, ref, rtol=1e-5, atol=1e-6)
     assert logs["lam"] == lam
@@ -263,10 +266,11 @@ def test_manifold_mixup_refuses_a_point_the_model_lacks():
 # ---------------------------------------------------------------- every method
 
 
+@pytest.mark.parametrize("arch", CLS_ARCHS.names())
 @pytest.mark.parametrize("head", ["linear", "orthogonal"])
 @pytest.mark.parametrize("name", CLS_METHODS.names())
-def test_gradients_reach_every_trainable_parameter(name, head):
-    model, batch = tiny_wrn(head).train(), make_batch(seed=11, size=8)
+def test_gradients_reach_every_trainable_parameter(name, head, arch):
+    model, batch = tiny_wrn(head, arch=arch).train(), make_batch(seed=11, size=8)
     loss, logs = build_cls_method(name).loss(model, batch)
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert all(isinstance(v, float) for v in logs.values())
@@ -295,6 +299,7 @@ def test_same_seed_same_loss(name):
         ("adaptivemix", "noise_std", -0.1),
         ("adaptivemix", "consistency_weight", -1.0),
         ("adaptivemix", "distance", "l1"),
+        ("adaptivemix", "batched_pass", "yes"),
         ("mixup", "alpha", -1.0),
         ("mixup", "label_smoothing", 1.0),
         ("cutmix", "alpha", 0),

@@ -83,13 +83,18 @@ def test_schedule_logs_and_validation_selection(tmp_path, small_digits):
     assert summary["status"] == "ok" and read_json(tmp_path / "run/train.json") == summary
 
 
-def test_test_split_is_never_read(tmp_path, small_digits):
-    """NaN test images would poison anything computed from them: training must not care."""
-    images = dict(small_digits.images, test=torch.full_like(small_digits.images["test"], 0) / 0)
-    poisoned = ImageDataset("digits", images, small_digits.labels, 10)
-    _, clean = train(tmp_path, small_digits, "clean", epochs=1)
-    _, summary = train(tmp_path, poisoned, "poisoned", epochs=1)
+def test_test_split_never_steers_training_or_validation_selection(tmp_path, small_digits):
+    """Test accuracy is only recorded (selection_bias): other test labels change nothing else."""
+    labels = dict(small_digits.labels, test=(small_digits.labels["test"] + 1) % 10)
+    relabelled = ImageDataset("digits", small_digits.images, labels, 10)
+    _, clean = train(tmp_path, small_digits, "clean", epochs=2)
+    _, summary = train(tmp_path, relabelled, "relabelled", epochs=2)
     assert summary["status"] == "ok" and summary["best_val_acc"] == clean["best_val_acc"]
+    assert summary["best_epoch"] == clean["best_epoch"]
+    a, b = (load_torch(tmp_path / f"{n}/model.pt")["weights"] for n in ("clean", "relabelled"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    test = [e["test_acc"] for e in summary["evaluations"]]
+    assert test != [e["test_acc"] for e in clean["evaluations"]]
 
 
 def test_same_seed_same_weights_other_seed_differs(tmp_path, small_digits):

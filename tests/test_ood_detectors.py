@@ -33,8 +33,11 @@ class TinyLinear(nn.Module):
             self.cls.weight.copy_(torch.from_numpy(H))
             self.cls.bias.copy_(torch.from_numpy(h))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.feat(self.drop(x.flatten(1)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pooled_features(x)  # a linear head reads the features as they are
 
     def head(self, f: torch.Tensor) -> torch.Tensor:
         return self.cls(f)
@@ -226,10 +229,11 @@ def test_subspaces_on_class_axes():
 
 
 def test_subspaces_matches_svd():
+    # zaeemzadeh/OOD evaluate.py: the first left singular vector of each class's raw
+    # (D, n_c) feature matrix, i.e. the first right singular vector of its (n_c, D) rows
     F_train = X_TRAIN @ A.T + a
-    F_unit = F_train / np.linalg.norm(F_train, axis=1, keepdims=True)
     y = Y_TRAIN
-    U = np.stack([np.linalg.svd(F_unit[y == c])[2][0] for c in range(3)])
+    U = np.stack([np.linalg.svd(F_train[y == c].T)[0][:, 0] for c in range(3)])
     F = X_TEST @ A.T + a
     expected = np.abs((F / np.linalg.norm(F, axis=1, keepdims=True)) @ U.T).max(axis=1)
     got = fitted("subspaces", tiny_model()).score(tiny_model(), as_tensor(X_TEST), 4)

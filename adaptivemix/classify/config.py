@@ -21,7 +21,7 @@ class ClsRunConfig:
 
     dataset: str  # registered in-distribution dataset
     resolution: int  # image side in pixels
-    arch: str  # registered classifier architecture (wrn)
+    arch: str  # registered classifier architecture (wrn: ours; wrn-official: upstream's)
     depth: int  # WRN depth, 6n+4
     widen: int  # WRN widening factor k
     head: str  # linear | orthogonal (frozen |W·f| of Zaeemzadeh et al.)
@@ -37,7 +37,11 @@ class ClsRunConfig:
     lr_gamma: float  # ...by this factor
     crop_padding: int  # random crop after zero padding by this many pixels (0: off)
     hflip: bool  # random horizontal flips (off for digits: a mirrored digit is another shape)
-    eval_batch_size: int  # batch size of validation passes
+    eval_batch_size: int  # batch size of validation and test passes
+    selection: str = "val"  # checkpoint chosen on: val (ours) | test (upstream's, optimistic)
+    input_mean: tuple[float, ...] | None = None  # fixed input mean per channel (None: the...
+    input_std: tuple[float, ...] | None = None  # ...training split's mean and std)
+    reset_momentum_each_epoch: bool = False  # zero SGD momentum per epoch (upstream: new SGD)
     device: str = "cpu"  # torch device
 
     @property
@@ -50,10 +54,20 @@ class ClsRunConfig:
         from adaptivemix.config import check_known_keys
 
         check_known_keys(cls, values)
-        return cls(**dict(values, milestones=tuple(values["milestones"])))
+        tuples = {k: _tuple(values.get(k)) for k in ("milestones", "input_mean", "input_std")}
+        return cls(**dict(values, **tuples))
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"milestones": list(self.milestones)}
+        lists = {k: _list(getattr(self, k)) for k in ("milestones", "input_mean", "input_std")}
+        return dataclasses.asdict(self) | lists
+
+
+def _tuple(values) -> tuple | None:
+    return None if values is None else tuple(values)
+
+
+def _list(values) -> list | None:
+    return None if values is None else list(values)
 
 
 def cls_run_config(config: dict, dataset: str, method: str, seed: int) -> ClsRunConfig:
@@ -61,9 +75,12 @@ def cls_run_config(config: dict, dataset: str, method: str, seed: int) -> ClsRun
     cls = config["classify"]
     fields = {f.name for f in dataclasses.fields(ClsRunConfig)}
     own = {k: cls[k] for k in sorted(set(cls) & fields - {"method_options"})}
+    stats = cls.get("input_stats", {}).get(dataset, {})
     return ClsRunConfig.from_dict(
         own
         | {
+            "input_mean": stats.get("mean"),
+            "input_std": stats.get("std"),
             "dataset": dataset,
             "method": method,
             "method_options": cls["method_options"].get(method, {}),
@@ -98,6 +115,11 @@ def check_classify(config: dict) -> None:
     cls = config["classify"]
     for i, name in enumerate(cls["datasets"]):
         DATASETS.get(name, f"classify.datasets[{i}]")
+    for name, stats in cls.get("input_stats", {}).items():
+        DATASETS.get(name, f"classify.input_stats.{name}")
+        if len(stats["mean"]) != len(stats["std"]):
+            expected = "mean and std with one value per channel each"
+            raise ConfigError(f"classify.input_stats.{name}", stats, expected)
     build = CLS_ARCHS.get(cls["arch"], "classify.arch")
     try:
         with torch.device("meta"):

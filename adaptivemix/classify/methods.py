@@ -5,10 +5,13 @@ trainer knows nothing else about it, exactly as the GAN trainer knows GAN method
 through their hooks. Options come from ``classify.method_options.<name>``.
 
 Every classifier the trainer builds follows one protocol (see
-:class:`adaptivemix.classify.wrn.WideResNet`): inputs are pixels in [0, 1] (normalisation
-is inside the model, so attacks act on pixels), ``features(x)`` gives the per-sample
-embedding, ``head(f)`` the logits, and ``to_point(x, k)`` / ``from_point(h, k)`` split the
-trunk at mixing point ``k`` (0 = input) for feature-level mixing.
+:class:`adaptivemix.classify.wrn.TrunkClassifier`): inputs are pixels in [0, 1]
+(normalisation is inside the model, so attacks act on pixels), ``features(x)`` gives the
+per-sample embedding the head reads (L2-normalised with the orthogonal head),
+``pooled_features(x)`` the pooled trunk output before that normalisation (what the OOD
+feature detectors read), ``head(f)`` the logits, and ``to_point(x, k)`` /
+``from_point(h, k)`` split the trunk at mixing point ``k`` (0 = input) for feature-level
+mixing.
 """
 
 from __future__ import annotations

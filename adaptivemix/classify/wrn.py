@@ -2,15 +2,18 @@
 
 Zagoruyko & Komodakis, "Wide Residual Networks", BMVC 2016, arXiv 1605.07146. WRN-d-k:
 depth ``d = 6n + 4`` (n pre-activation basic blocks per group), a 3×3 stem of 16 channels,
-three groups of widths 16k, 32k, 64k with strides 1, 2, 2, then BN-ReLU, global average
-pooling and the classifier. Dropout is 0, as in the AdaptiveMix classification code.
+three groups of widths 16k, 32k, 64k with strides 1, 2, 2, global average pooling and the
+classifier. Dropout is 0, as in the AdaptiveMix classification code.
 
-Followed from the paper's reference model: bias-free convolutions, the stride on a block's
-first convolution, and a 1×1 projection of the pre-activated input when a block changes width
-or resolution (WRN-28-10 for 10 classes: 36,479,194 parameters). The AdaptiveMix code
-(github WentianZhang-ML/AdaptiveMix, ``classification/models.py``) uses a variant with biased
-convolutions, the stride on the second convolution and no final BN-ReLU; we keep the
-standard network and say so.
+Two architectures share the classifier protocol of :class:`TrunkClassifier`:
+
+- ``wrn`` (this file, ours): the paper's reference model: bias-free convolutions, the stride
+  on a block's first convolution, a 1×1 projection of the pre-activated input when a block
+  changes width or resolution, and a final BN-ReLU before pooling (WRN-28-10 for 10 classes:
+  36,479,194 parameters with the linear head).
+- ``wrn-official`` (:mod:`adaptivemix.classify.wrn_official`): the network of the AdaptiveMix
+  classification code, with biased convolutions, the stride on the second convolution and no
+  final BN-ReLU; the paper profile trains it.
 
 Classifier (``head``):
 
@@ -18,7 +21,8 @@ Classifier (``head``):
 - ``"orthogonal"``: the classifier of Zaeemzadeh et al., "Out-of-Distribution Detection Using
   Union of 1-Dimensional Subspaces", CVPR 2021, used by the AdaptiveMix classification code:
   features are L2-normalised, the classifier is a bias-free linear map with orthogonally
-  initialised rows, frozen (``requires_grad`` False), and the logits are ``|W·f|``.
+  initialised rows (gain 1), frozen (``requires_grad`` False), and the logits are ``|W·f|``
+  (no scaling: each logit lies in [0, 1]).
 
 Inputs are pixels in [0, 1]; the per-channel ``mean``/``std`` are buffers and normalisation
 happens inside the model, so attacks perturb pixels. Example::
@@ -74,15 +78,95 @@ class OrthogonalHead(nn.Module):
         return F.linear(f, self.weight).abs()
 
 
-class WideResNet(nn.Module):
-    """WRN-depth-widen classifier following the classifier protocol of the trainer.
+def check_wrn_args(depth: int, widen: int, head: str, in_channels: int, mean, std) -> int:
+    """Refuse a bad WRN configuration; return the blocks per group ``n``."""
+    if depth < 10 or (depth - 4) % 6 != 0:
+        raise ValueError(f"depth must be 6n + 4 with n ≥ 1 (10, 16, 22, 28, ...), got {depth}")
+    if widen < 1:
+        raise ValueError(f"widen must be an integer ≥ 1, got {widen}")
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {list(HEADS)}, got {head!r}")
+    if len(mean) != in_channels or len(std) != in_channels:
+        raise ValueError(f"mean and std need {in_channels} values (one per channel)")
+    if min(std) <= 0:
+        raise ValueError(f"std must be positive, got {list(std)}")
+    return (depth - 4) // 6
 
-    ``features(x)`` -> (N, 64·widen) pooled embedding (unit-norm with the orthogonal head),
-    ``head(f)`` -> logits, ``to_point(x, k)`` / ``from_point(h, k)`` split the trunk at mixing
-    point ``k``: 0 = the normalised input, 1 = after group 1, 2 = after group 2.
+
+class TrunkClassifier(nn.Module):
+    """The classifier protocol every classification method and detector relies on.
+
+    ``features(x)`` -> (N, D) embedding the head reads (unit-norm with the orthogonal head),
+    ``pooled_features(x)`` -> the pooled trunk output before that normalisation (the
+    ``out_feat`` the OOD code of Zaeemzadeh et al. extracts; equal to ``features`` with the
+    linear head), ``head(f)`` -> logits, ``to_point(x, k)`` / ``from_point(h, k)`` split the
+    trunk at mixing point ``k``: 0 = the normalised input, 1 = after group 1, 2 = after
+    group 2. Subclasses build ``stem`` and ``groups`` and define :meth:`pool`.
     """
 
     n_mix_points = 3
+
+    def __init__(self, num_classes: int, feature_dim: int, head: str, mean, std):
+        super().__init__()
+        self.num_classes, self.feature_dim, self.head_kind = num_classes, feature_dim, head
+        self.register_buffer(
+            "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
+        )
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+
+    def _build_head(self) -> None:
+        """Add the head last, so that it follows the trunk in the module order."""
+        if self.head_kind == "linear":
+            self.head = nn.Linear(self.feature_dim, self.num_classes)
+            nn.init.zeros_(self.head.bias)
+        else:
+            self.head = OrthogonalHead(self.feature_dim, self.num_classes)
+
+    def pool(self, h: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) output of the last group -> (N, C) pooled features."""
+        raise NotImplementedError
+
+    def to_point(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """The activation at mixing point ``k`` for pixels ``x`` in [0, 1]."""
+        self._check_point(k)
+        h = (x - self.mean) / self.std
+        if k == 0:
+            return h
+        h = self.stem(h)
+        for group in self.groups[:k]:
+            h = group(h)
+        return h
+
+    def pooled_from_point(self, h: torch.Tensor, k: int) -> torch.Tensor:
+        """The rest of the trunk from mixing point ``k``, pooled, before any normalisation."""
+        self._check_point(k)
+        if k == 0:
+            h = self.stem(h)
+        for group in self.groups[k:]:
+            h = group(h)
+        return self.pool(h)
+
+    def from_point(self, h: torch.Tensor, k: int) -> torch.Tensor:
+        """The rest of the trunk from mixing point ``k`` up to and including the features."""
+        f = self.pooled_from_point(h, k)
+        return F.normalize(f, dim=1) if self.head_kind == "orthogonal" else f
+
+    def pooled_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pooled_from_point(self.to_point(x, 0), 0)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.from_point(self.to_point(x, 0), 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def _check_point(self, k: int) -> None:
+        if not 0 <= k < self.n_mix_points:
+            raise ValueError(f"mixing point must be in [0, {self.n_mix_points}), got {k}")
+
+
+class WideResNet(TrunkClassifier):
+    """Our WRN-depth-widen (the reference model of the WRN paper), see the module docstring."""
 
     def __init__(
         self,
@@ -94,35 +178,16 @@ class WideResNet(nn.Module):
         mean: Sequence[float],
         std: Sequence[float],
     ):
-        super().__init__()
-        if depth < 10 or (depth - 4) % 6 != 0:
-            raise ValueError(f"depth must be 6n + 4 with n ≥ 1 (10, 16, 22, 28, ...), got {depth}")
-        if widen < 1:
-            raise ValueError(f"widen must be an integer ≥ 1, got {widen}")
-        if head not in HEADS:
-            raise ValueError(f"head must be one of {list(HEADS)}, got {head!r}")
-        if len(mean) != in_channels or len(std) != in_channels:
-            raise ValueError(f"mean and std need {in_channels} values (one per channel)")
-        if min(std) <= 0:
-            raise ValueError(f"std must be positive, got {list(std)}")
-        n = (depth - 4) // 6
+        n = check_wrn_args(depth, widen, head, in_channels, mean, std)
         widths = [16, 16 * widen, 32 * widen, 64 * widen]
-        self.num_classes, self.feature_dim, self.head_kind = num_classes, widths[3], head
-        self.register_buffer(
-            "mean", torch.tensor(list(mean), dtype=torch.float32).view(1, -1, 1, 1)
-        )
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32).view(1, -1, 1, 1))
+        super().__init__(num_classes, widths[3], head, mean, std)
         self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         self.groups = nn.ModuleList(
             _group(widths[i], widths[i + 1], n, stride) for i, stride in enumerate((1, 2, 2))
         )
         self.bn = nn.BatchNorm2d(widths[3])
         self._init_trunk()
-        if head == "linear":
-            self.head = nn.Linear(widths[3], num_classes)
-            nn.init.zeros_(self.head.bias)
-        else:
-            self.head = OrthogonalHead(widths[3], num_classes)
+        self._build_head()
 
     def _init_trunk(self) -> None:
         if self.stem.weight.is_meta:
@@ -136,36 +201,8 @@ class WideResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def to_point(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """The activation at mixing point ``k`` for pixels ``x`` in [0, 1]."""
-        self._check_point(k)
-        h = (x - self.mean) / self.std
-        if k == 0:
-            return h
-        h = self.stem(h)
-        for group in self.groups[:k]:
-            h = group(h)
-        return h
-
-    def from_point(self, h: torch.Tensor, k: int) -> torch.Tensor:
-        """The rest of the trunk from mixing point ``k`` up to and including the features."""
-        self._check_point(k)
-        if k == 0:
-            h = self.stem(h)
-        for group in self.groups[k:]:
-            h = group(h)
-        f = F.adaptive_avg_pool2d(F.relu(self.bn(h)), 1).flatten(1)
-        return F.normalize(f, dim=1) if self.head_kind == "orthogonal" else f
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.from_point(self.to_point(x, 0), 0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-    def _check_point(self, k: int) -> None:
-        if not 0 <= k < self.n_mix_points:
-            raise ValueError(f"mixing point must be in [0, {self.n_mix_points}), got {k}")
+    def pool(self, h: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(F.relu(self.bn(h)), 1).flatten(1)
 
 
 def _group(in_channels: int, out_channels: int, n: int, stride: int) -> nn.Sequential:

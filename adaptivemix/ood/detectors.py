@@ -66,10 +66,15 @@ def _per_batch(model: nn.Module, x: torch.Tensor, batch_size: int, score_batch) 
 
 
 def _features(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """(N, D) float64 features of ``x`` on the CPU, computed without gradients."""
+    """(N, D) float64 ``model.pooled_features`` of ``x`` on the CPU, without gradients.
+
+    The feature detectors read the pooled trunk output before the orthogonal head's L2
+    normalisation (``out_feat`` of Zaeemzadeh et al.'s ``extract_features.py``); with a
+    linear head it is the head's input.
+    """
     model.eval()
     with torch.no_grad():
-        parts = [model.features(b).double().cpu() for b in _chunks(x, batch_size)]
+        parts = [model.pooled_features(b).double().cpu() for b in _chunks(x, batch_size)]
     if not parts:
         raise ValueError("fit: the training split is empty")
     return torch.cat(parts)
@@ -232,7 +237,8 @@ class Mahalanobis(Detector):
 
     Lee, Lee, Lee & Shin, "A Simple Unified Framework for Detecting Out-of-Distribution
     Samples and Adversarial Attacks", NeurIPS 2018, arXiv 1807.03888. ``fit`` estimates the
-    class means ``μ_c`` of ``f = model.features(x)`` on the training split and one shared
+    class means ``μ_c`` of ``f = model.pooled_features(x)`` (the pooled penultimate features,
+    before any normalisation of the orthogonal head) on the training split and one shared
     covariance ``Σ = (1/N) Σ_i (f_i - μ_{y_i})(f_i - μ_{y_i})ᵀ`` (maximum likelihood, pooled
     over classes); then::
 
@@ -247,8 +253,8 @@ class Mahalanobis(Detector):
     Interpreted or omitted: only the penultimate features are used; the paper's feature
     ensemble over several layers and the logistic-regression weighting of the layer scores
     (fitted on validation OOD or adversarial data) are omitted. Our choices: Σ⁺ is the
-    Moore-Penrose pseudo-inverse (features may span less than their dimension, e.g. the
-    unit-norm features of the orthogonal head); statistics are float64; ε is in [0, 1] pixel
+    Moore-Penrose pseudo-inverse (features may span less than their dimension, e.g. with
+    fewer training images than feature dimensions); statistics are float64; ε is in [0, 1] pixel
     units (upstream: normalised inputs, without clamping); ``sign`` is ``torch.sign``. Only
     the classes present in the training labels get a mean.
     """
@@ -288,10 +294,10 @@ class Mahalanobis(Detector):
 
         def batch_score(b: torch.Tensor) -> torch.Tensor:
             if eps > 0:
-                gradient = _input_gradient(b, lambda v: self._distance(model.features(v)))
+                gradient = _input_gradient(b, lambda v: self._distance(model.pooled_features(v)))
                 b = _perturb(b, -gradient, eps)
             with torch.no_grad():
-                return -self._distance(model.features(b))
+                return -self._distance(model.pooled_features(b))
 
         return _per_batch(model, x, batch_size, batch_score)
 
@@ -301,18 +307,22 @@ class Subspaces(Detector):
     """Union of 1-dimensional subspaces: the best |cosine| to one direction per class.
 
     Zaeemzadeh, Bisagno, Sambugaro, Conci, Rahnavard & Shah, "Out-of-Distribution Detection
-    Using Union of 1-Dimensional Subspaces", CVPR 2021. ``fit``: for each class c, ``u_c``
-    is the first right singular vector of the matrix whose rows are that class's
-    L2-normalised training features ``f_i / ‖f_i‖``; then::
+    Using Union of 1-Dimensional Subspaces", CVPR 2021; code github.com/zaeemzadeh/OOD.
+    With ``f = model.pooled_features(x)`` (before the orthogonal head's normalisation),
+    ``fit``: for each class c, ``u_c`` is the first right singular vector of the matrix whose
+    rows are that class's training features ``f_i``; then::
 
         score = max_c |cos(f(x), u_c)| = max_c |f(x) · u_c| / ‖f(x)‖
 
-    Confirmed from the paper: the classes' features are modelled as 1-dimensional subspaces
-    given by each class's first singular vector, and a test sample is scored by its cosine
-    similarity to the closest of them. Our choices: the absolute value (a singular vector's
-    sign is arbitrary), float64 statistics, and a zero feature vector scoring 0 (its norm is
-    clamped at 1e-12). The orthogonal classifier and training loss of that paper are the
-    classifier's business (``head="orthogonal"`` of the WRN), not the detector's.
+    Followed from ``evaluate.py`` and ``extract_features.py`` of that code: the pooled,
+    un-normalised features (``out_feat``), the first singular vector of each class's raw
+    feature matrix, and |cos| to the closest direction (upstream thresholds the arccos of
+    it, a decreasing map, so rankings agree). Our choices: float64 statistics; a zero
+    feature vector scores 0 (its norm is clamped at 1e-12; upstream adds 1e-4 to it); a
+    single deterministic pass per image (upstream keeps the best of 50 Monte-Carlo dropout
+    passes, all equal with the dropout 0 of the AdaptiveMix network). The orthogonal
+    classifier and training loss of that paper are the classifier's business
+    (``head="orthogonal"`` of the WRNs), not the detector's.
     """
 
     def __init__(self, options=None):
@@ -321,7 +331,7 @@ class Subspaces(Detector):
         self.classes: torch.Tensor | None = None  # (C,)
 
     def fit(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> None:
-        feats = _unit(_features(model, x, batch_size))
+        feats = _features(model, x, batch_size)
         labels = torch.as_tensor(y).reshape(-1).cpu().long()
         if len(labels) != len(feats):
             raise ValueError(f"fit: {len(feats)} images but {len(labels)} labels")
@@ -337,7 +347,7 @@ class Subspaces(Detector):
 
         def batch_score(b: torch.Tensor) -> torch.Tensor:
             with torch.no_grad():
-                f = _unit(model.features(b).double())
+                f = _unit(model.pooled_features(b).double())
                 return (f @ self.directions.to(f.device).T).abs().amax(dim=1)
 
         return _per_batch(model, x, batch_size, batch_score)

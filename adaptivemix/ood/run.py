@@ -1,9 +1,12 @@
 """OOD evaluation of one trained classifier: every detector on every OOD set of its ID set.
 
 Each detector is fitted on the in-distribution training split, then scores the ID test
-split and every OOD set; metrics take OOD as the positive class. The result file holds one
-row per (detector, OOD set) with its protocol, and each ROC curve sampled on a fixed FPR
-grid so curves can be averaged over seeds.
+split and every OOD set; metrics take OOD as the positive class and follow the rule of the
+set's benchmark (:func:`adaptivemix.ood.metrics.metric_rule`: OpenOOD v1.5's formulas for
+``openood-v1.5`` sets, ODIN's calMetric sweep for ``odin`` sets), recorded as
+``metric_rule`` in the protocol. The result file holds one row per (detector, OOD set) with
+its protocol, and each ROC curve sampled on a fixed FPR grid so curves can be averaged over
+seeds.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from adaptivemix.data import load_prepared
 from adaptivemix.io import load_torch, read_json, save_torch, write_json
 from adaptivemix.metrics.fid import measurement_libraries, protocol_fingerprint
 from adaptivemix.ood.detectors import build_detector
-from adaptivemix.ood.metrics import FPR_GRID, METRIC_NAMES, ood_metrics, roc_on_grid
+from adaptivemix.ood.metrics import (
+    FPR_GRID,
+    METRIC_NAMES,
+    metric_rule,
+    ood_metrics,
+    roc_on_grid,
+)
 from adaptivemix.ood.sets import OOD_SETS
 from adaptivemix.provenance import provenance, sha256_bytes
 
@@ -35,12 +44,14 @@ def prepare_ood_set(name: str, id_dataset_file: Path, source: dict, out: Path) -
 
 def ood_protocol(name: str, images: torch.Tensor, n_in: int) -> dict:
     """What must match for two OOD numbers to be comparable: benchmark and group of the set,
-    both sample counts, the OOD images' hash, the positive class and the library versions."""
+    the rule its metrics follow, both sample counts, the OOD images' hash, the positive class
+    and the library versions."""
     spec = OOD_SETS.get(name)
     return {
         "label": f"{spec.protocol}: {spec.group}-OOD '{name}', {len(images)} OOD vs {n_in} ID test",
         "benchmark": spec.protocol,
         "group": spec.group,
+        "metric_rule": metric_rule(spec.protocol),
         "n_ood": len(images),
         "n_in": int(n_in),
         "ood_sha256": _tensor_sha(images),
@@ -81,7 +92,8 @@ def run_ood_evaluation(
             row |= {"ood_set": set_name, "protocol": ood_protocol(set_name, images, len(x_test))}
             if ok:
                 s_out = detector.score(model, to_pixels(images).to(device), batch_size)
-                row["metrics"] = ood_metrics(s_in, s_out)
+                rule = row["protocol"]["metric_rule"]
+                row["metrics"] = ood_metrics(s_in, s_out, rule)
                 row["roc_tpr"] = roc_on_grid(s_in, s_out, FPR_GRID).tolist()
             else:
                 row["metrics"] = dict.fromkeys(METRIC_NAMES)
