@@ -1,22 +1,41 @@
 """Atomic file writes: a reader never sees a half-written file.
 
 Write to a temporary file in the same folder, fsync, then ``os.replace`` it into place.
+The temporary file is created as a plain ``open(path, "w")`` creates a file (mode 0o666
+less the umask, or the folder's default ACL), not with ``tempfile.mkstemp``'s 0600: tables,
+weights and metrics stay readable to whom the umask allows on a shared filesystem. The
+kernel applies the umask at creation, so it is never read (``os.umask`` is process-global).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
+
+#: ``os.open`` flags of a new temporary file: exclusive creation (never an existing file or a
+#: planted symlink), closed on exec.
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new ``.<name>.<random>.tmp`` beside ``path``, opened for writing, mode as open()'s."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name beside {path}")
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
