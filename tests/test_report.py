@@ -344,7 +344,7 @@ def test_all_diverged_method(tmp_path: Path) -> None:
     assert (row["n_seeds"], row["n_diverged"]) == (0, 2)
     assert math.isnan(row["fid_mean"])
     md = format_markdown(summary_table(runs))
-    assert "10.00 (single seed)" in md and "n/a" in md
+    assert "10.00 (single seed)" in md and "| diverged" in md  # no finished seed
 
 
 # --- mode metrics (stacked digits) -----------------------------------------------------

@@ -19,7 +19,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from adaptivemix.io import atomic_write
-from adaptivemix.report.figures import save_figure
+from adaptivemix.report.diverged import all_diverged_mask, skipped_note
+from adaptivemix.report.figures import add_note, log_note, placeholder_figure, save_figure
 from adaptivemix.report.layouts import arrow
 from adaptivemix.report.tables import rank_order, table_metrics
 
@@ -34,16 +35,27 @@ def bar_data(
     Rows with no mean for ``metric`` (dataset without it, no finished seed) are left out.
     ``group`` is the dataset, or "dataset/arch" when the summary has several architectures.
     """
+    data = _bar_rows(summary, metric, method_order)
+    if data.empty:
+        raise ValueError(f"metric {metric!r} has no values in the summary to plot")
+    return data
+
+
+def _group_labels(rows: pd.DataFrame, several_archs: bool) -> pd.Series:
+    group = rows["dataset"].astype(str)
+    return group + "/" + rows["arch"].astype(str) if several_archs else group
+
+
+def _bar_rows(
+    summary: pd.DataFrame, metric: str, method_order: Sequence[str] | None
+) -> pd.DataFrame:
+    """:func:`bar_data`, possibly empty (no row has a value)."""
     available = table_metrics(summary)
     if metric not in available:
         raise ValueError(f"metric {metric!r} not in the summary; available: {available}")
     rows = summary[summary[f"{metric}_mean"].notna()].reset_index(drop=True)
-    if rows.empty:
-        raise ValueError(f"metric {metric!r} has no values in the summary to plot")
     several_archs = summary["arch"].nunique() > 1
-    group = rows["dataset"].astype(str)
-    if several_archs:
-        group = group + "/" + rows["arch"].astype(str)
+    group = _group_labels(rows, several_archs)
     seeds = rows["n_seeds"] if "n_seeds" in rows.columns else pd.Series(np.nan, rows.index)
     data = pd.DataFrame(
         {
@@ -129,20 +141,39 @@ def bar_figure(
     ``method_order`` (others after, by appearance), one colour per method throughout. Bars
     are means, error bars the bootstrap CI (``<metric>_ci_low/_ci_high``); the legend shows
     seeds per method. A metric the summary lacks raises ``ValueError`` naming the metric
-    and the available ones. Returns the PNG path.
+    and the available ones. Methods with no finished seed in a group, all runs diverged,
+    are named at the foot and in the log (:func:`diverged_note`); with no bar at all the
+    figure is a :func:`~adaptivemix.report.figures.placeholder_figure`. Returns the PNG path.
     """
-    data = bar_data(summary, metric, method_order)
+    data = _bar_rows(summary, metric, method_order)
+    note = diverged_note(summary)
+    if data.empty:
+        png = placeholder_figure(out_png, title, note or f"no value of {metric} to draw")
+        empty = data.to_csv(index=False).encode()
+        atomic_write(png.with_suffix(".csv"), lambda f: f.write(empty))
+        return png
     n_groups, n_methods = data["group"].nunique(), data["method"].nunique()
     width = max(4.0, 0.9 + n_groups * (0.5 + 0.35 * n_methods))
     fig, ax = plt.subplots(figsize=(width, 3.8))
     try:
         confidence = summary.attrs.get("confidence", 0.95)
-        note = f"error bars: bootstrap {confidence:.0%} CI\nof the mean over seeds"
-        _draw(ax, data, metric, method_colors(summary, method_order), note)
+        legend = f"error bars: bootstrap {confidence:.0%} CI\nof the mean over seeds"
+        _draw(ax, data, metric, method_colors(summary, method_order), legend)
         ax.set_title(title)
+        add_note(fig, note)
         png = save_figure(fig, Path(out_png).with_suffix(".png"))
     finally:
         plt.close(fig)
+    log_note(png, note)
     plotted = data.to_csv(index=False).encode()
     atomic_write(png.with_suffix(".csv"), lambda f: f.write(plotted))
     return png
+
+
+def diverged_note(summary: pd.DataFrame) -> str:
+    """'diverged on every seed, no bar: digits/blowup' for the summary rows with no finished
+    seed and a diverged run ('' when none)."""
+    rows = summary[all_diverged_mask(summary)]
+    several_archs = summary["arch"].nunique() > 1
+    labels = _group_labels(rows, several_archs) + "/" + rows["method"].astype(str)
+    return skipped_note(labels, "no bar")

@@ -6,7 +6,11 @@ The registry itself (``config/claims.csv``, its columns and checks) is
 A claim is *reproduced* when its run keys are set, it has no ``not_runnable`` reason, the
 profile has runs of those keys with a finite value of the metric, and the runs' recorded
 protocol matches the claim's (``n_gen``; ``n_real`` and ``reference_split``; ``fid_mode``
-against the feature backbone). Every other claim is listed with the precise reason.
+against the feature backbone; the dataset of the real statistics, ``metric_data``). An OOD
+claim is matched against the aggregated OOD tables (``ood_<dataset>.csv``, one row per
+dataset, arch, detector, method and OOD set) on its run keys plus ``run_detector`` and
+``run_ood_set``, and its ``ood_benchmark`` must be the benchmark of that row (so its
+metrics follow the same rule). Every other claim is listed with the precise reason.
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ import pandas as pd
 from adaptivemix.report.claims_registry import (
     BACKBONE_MODES,
     FULL,
+    OOD_METRICS,
     RUN_KEYS,
     RUN_TASK,
     read_claims,
 )
+from adaptivemix.report.collect import PROTOCOL_FIELDS
+from adaptivemix.report.diverged import all_diverged
 from adaptivemix.report.tables import GROUP_COLS, format_mean_std, precision_of
 from adaptivemix.report.writers import write_frame
 
@@ -57,6 +64,11 @@ NOT_RUN_COLUMNS = (
     "reason",
 )
 NO_REPRODUCED = "No claim's protocol can be run by this profile"
+#: an OOD table row's key, and the claim columns that name it
+OOD_TABLE_KEY = ("dataset", "arch", "method", "detector", "ood_set")
+OOD_CLAIM_KEY = (*RUN_KEYS, "run_detector", "run_ood_set")
+STATS = ("mean", "std", "ci_low", "ci_high")
+OOD_PRECISION = 2  # decimals of an OOD metric in %, as the OOD tables print them
 
 
 def load_claims(path: Path | str) -> pd.DataFrame:
@@ -69,6 +81,23 @@ def load_claims(path: Path | str) -> pd.DataFrame:
     return claims
 
 
+def load_ood_tables(paths) -> pd.DataFrame:
+    """The aggregated OOD tables (``ood_<dataset>.csv`` of ``aggregate-classify``, metrics in
+    %) in one frame, with ``detection_error_*`` = 100 − ``detection_acc_*`` (ODIN's
+    detection error; the CI bounds swap)."""
+    frames = [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in paths]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if "detection_acc_mean" in table.columns:
+        acc = {f: table[f"detection_acc_{f}"] for f in STATS}
+        table = table.assign(
+            detection_error_mean=100.0 - acc["mean"],
+            detection_error_std=acc["std"],
+            detection_error_ci_low=100.0 - acc["ci_high"],
+            detection_error_ci_high=100.0 - acc["ci_low"],
+        )
+    return table
+
+
 def protocols_from_runs(runs: pd.DataFrame) -> dict[tuple[str, str, str], dict[str, Any]]:
     """(dataset, arch, method) -> the protocol fields of its first run, from the runs frame
     of :func:`adaptivemix.report.collect.collect_runs` (a dataset's runs share one protocol:
@@ -78,6 +107,9 @@ def protocols_from_runs(runs: pd.DataFrame) -> dict[tuple[str, str, str], dict[s
     for key, rows in runs.groupby(["dataset", "arch", "method"], sort=False):
         first = rows.iloc[0]
         protocols[key] = {f: first[f] for f in fields if f in rows.columns}
+        recorded = first.get(PROTOCOL_FIELDS)  # the whole protocol, when the frame has it
+        if isinstance(recorded, Mapping) and recorded.get("metric_data"):
+            protocols[key]["metric_data"] = recorded["metric_data"]
     return protocols
 
 
@@ -94,7 +126,9 @@ def protocol_differences(claim: Mapping[str, Any], protocol: Mapping[str, Any]) 
     """'<field> ours <x>, claim <y>' for every protocol field where a run and a claim differ.
 
     ``n_real`` 'full' means the whole training split: it matches a run whose reference split
-    is ``train`` (a run's ``n_real`` is always its whole reference split).
+    is ``train`` (a run's ``n_real`` is always its whole reference split). ``metric_data``:
+    the dataset of the real statistics, the run's own (``run_dataset``) when not recorded
+    by the run or not named by the claim.
     """
     split = _shown(protocol.get("reference_split"))
     backbone = _shown(protocol.get("backbone"))
@@ -107,19 +141,60 @@ def protocol_differences(claim: Mapping[str, Any], protocol: Mapping[str, Any]) 
         "n_real": n_real,
         "reference_split": split,
     }
+    theirs = {field: claim[field] for field in ours}
+    ours["metric_data"] = protocol.get("metric_data") or claim["run_dataset"]
+    theirs["metric_data"] = claim.get("metric_data") or claim["run_dataset"]
     return [
-        f"{field} ours {value}, claim {claim[field]}"
+        f"{field} ours {value}, claim {theirs[field]}"
         for field, value in ours.items()
-        if value != claim[field]
+        if value != theirs[field]
     ]
 
 
-def _not_run_reason(claim: Mapping[str, Any], summary_row: Any, protocol: Any) -> str | None:
-    """Why ``claim`` has no reproduced number, or None when it has one."""
+def _metric_column(claim: Mapping[str, Any]) -> str:
+    """The runs' metric a claim states: its name lower-cased, an OOD claim's via OOD_METRICS."""
+    metric = claim["metric"].lower()
+    return OOD_METRICS.get(metric, metric) if claim["task"] == "ood" else metric
+
+
+def _unrunnable(claim: Mapping[str, Any]) -> str | None:
     if claim["not_runnable"]:
         return claim["not_runnable"]
     if not claim["run_dataset"]:
         return "no run keys: run_dataset, run_arch and run_method are empty"
+    return None
+
+
+def _unmeasured(claim: Mapping[str, Any], row: Mapping[str, Any]) -> str | None:
+    mean = row.get(f"{_metric_column(claim)}_mean")
+    if mean is None or pd.isna(mean) or not math.isfinite(float(mean)):
+        if all_diverged(row):
+            return f"every run diverged ({int(row['n_diverged'])} seeds), no finished seed"
+        return f"metric {_metric_column(claim)} not measured"
+    return None
+
+
+def _ood_not_run_reason(claim: Mapping[str, Any], row: Any) -> str | None:
+    """Why an OOD claim has no reproduced number, or None when it has one."""
+    reason = _unrunnable(claim)
+    if reason is not None:
+        return reason
+    name = "/".join(claim[k] for k in RUN_KEYS)
+    name += f" with detector {claim['run_detector']} on {claim['run_ood_set']}"
+    if row is None:
+        return f"no OOD results of {name} in this profile"
+    benchmark = row.get("benchmark")
+    if benchmark != claim["ood_benchmark"]:
+        ours = _shown(benchmark)
+        return f"protocol differs: benchmark ours {ours}, claim {claim['ood_benchmark']}"
+    return _unmeasured(claim, row)
+
+
+def _not_run_reason(claim: Mapping[str, Any], summary_row: Any, protocol: Any) -> str | None:
+    """Why ``claim`` has no reproduced number, or None when it has one."""
+    reason = _unrunnable(claim)
+    if reason is not None:
+        return reason
     name = f"{claim['run_dataset']}/{claim['run_arch']}/{claim['run_method']}"
     if summary_row is None:
         return f"no runs of {name} in this profile"
@@ -128,25 +203,27 @@ def _not_run_reason(claim: Mapping[str, Any], summary_row: Any, protocol: Any) -
     differences = protocol_differences(claim, protocol)
     if differences:
         return "protocol differs: " + "; ".join(differences)
-    mean = summary_row.get(f"{claim['metric'].lower()}_mean")
-    if mean is None or pd.isna(mean) or not math.isfinite(float(mean)):
-        return f"metric {claim['metric'].lower()} not measured"
-    return None
+    return _unmeasured(claim, summary_row)
 
 
 def _reproduced_row(claim: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
-    """A claim beside the statistics of its runs (deviation = ours − reported)."""
-    metric = claim["metric"].lower()
-    mean, std, low, high = (row[f"{metric}_{f}"] for f in ("mean", "std", "ci_low", "ci_high"))
+    """A claim beside the statistics of its runs (deviation = ours − reported); an OOD claim
+    shows dataset as 'ID set vs OOD set' and method as 'method + detector'."""
+    metric = _metric_column(claim)
+    mean, std, low, high = (row[f"{metric}_{f}"] for f in STATS)
+    dataset, method = claim["run_dataset"], claim["run_method"]
+    if claim["task"] == "ood":
+        dataset += f" vs {claim['run_ood_set']}"
+        method += f" + {claim['run_detector']}"
     reported = float(claim["value"])
     deviation = mean - reported
     within = None if pd.isna(low) or pd.isna(high) else bool(low <= reported <= high)
     return {
         "paper": claim["paper"],
         "table": claim["table"],
-        "dataset": claim["run_dataset"],
+        "dataset": dataset,
         "arch": claim["run_arch"],
-        "method": claim["run_method"],
+        "method": method,
         "metric": claim["metric"],
         "protocol": claim["protocol"],
         "reported": reported,
@@ -165,6 +242,7 @@ def match_claims(
     claims: pd.DataFrame,
     summary: pd.DataFrame,
     protocols: Mapping[tuple[str, str, str], Mapping[str, Any]],
+    ood: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split ``claims`` into (reproduced, not_run), both in registry order.
 
@@ -172,16 +250,24 @@ def match_claims(
     task, dataset, arch, method); ``protocols`` maps (dataset, arch, method) to the
     protocol recorded in those runs' ``metrics.json`` (see :func:`protocols_from_runs`).
     ``reproduced`` has :data:`REPRODUCED_COLUMNS`, ``not_run`` :data:`NOT_RUN_COLUMNS`
-    with a reason per claim. The confidence level of ``summary`` travels in ``attrs``.
+    with a reason per claim. ``ood`` is :func:`load_ood_tables`'s frame (OOD claims are
+    matched there). The confidence level of ``summary`` travels in ``attrs``.
     """
     rows = {}
     if len(summary):
         rows = {tuple(r[c] for c in GROUP_COLS): r for r in summary.to_dict("records")}
+    ood_rows = {}
+    if ood is not None and len(ood):
+        ood_rows = {tuple(r[c] for c in OOD_TABLE_KEY): r for r in ood.to_dict("records")}
     reproduced, not_run = [], []
     for claim in claims.to_dict("records"):
         keys = tuple(claim[k] for k in RUN_KEYS)
-        row = rows.get((RUN_TASK[claim["task"]], *keys))
-        reason = _not_run_reason(claim, row, protocols.get(keys))
+        if claim["task"] == "ood":
+            row = ood_rows.get(tuple(claim[k] for k in OOD_CLAIM_KEY))
+            reason = _ood_not_run_reason(claim, row)
+        else:
+            row = rows.get((RUN_TASK[claim["task"]], *keys))
+            reason = _not_run_reason(claim, row, protocols.get(keys))
         if reason is None:
             reproduced.append(_reproduced_row(claim, row))
             continue
@@ -199,7 +285,8 @@ def match_claims(
 
 
 def _digits(metric: str) -> int:
-    return precision_of(str(metric).lower())
+    metric = str(metric).lower()
+    return OOD_PRECISION if metric in OOD_METRICS else precision_of(metric)
 
 
 def _ours_cell(r: Mapping[str, Any], digits: int) -> str:

@@ -22,6 +22,17 @@ Its columns:
 - ``run_dataset``, ``run_arch``, ``run_method``: this harness's keys for the same
   experiment when it can be run here, else all three empty.
 - ``not_runnable``: a reason known up front why the claim cannot be reproduced, else empty.
+- ``metric_data`` (optional column): this harness's key of the dataset whose real statistics
+  the number is measured against when it is not ``run_dataset`` (stylegan2-ada/APA's
+  ``--metricdata``, e.g. FFHQ-5k runs against all of FFHQ: ``ffhq256``), else empty.
+  ``n_real`` ``full`` then means the whole training split of that dataset. A file without
+  the column reads as empty everywhere.
+- ``run_detector``, ``run_ood_set``, ``ood_benchmark`` (optional columns; set on every OOD
+  claim with run keys, empty on every other claim): the detector (``msp``, ``odin``, ...),
+  the OOD set of this harness (``odin-isun``, ...) and the benchmark whose metric rules the
+  number follows (``odin``, ``openood-v1.5``: :func:`adaptivemix.ood.metrics.metric_rule`),
+  matched against the ``benchmark`` of the aggregated OOD tables. An OOD claim's ``metric``
+  is one of :data:`OOD_METRICS` (as printed, in %).
 
 This module reads and checks the file with the csv module alone (no pandas), so the
 config check that runs on every ``snakemake`` call stays light; :mod:`adaptivemix.report.claims`
@@ -58,7 +69,22 @@ REQUIRED_COLUMNS = (
     "run_method",
     "not_runnable",
 )
+#: Columns a registry may leave out (every cell then empty).
+OPTIONAL_COLUMNS = ("metric_data", "run_detector", "run_ood_set", "ood_benchmark")
 RUN_KEYS = ("run_dataset", "run_arch", "run_method")
+#: the run keys an OOD claim adds to RUN_KEYS
+OOD_KEYS = ("run_detector", "run_ood_set", "ood_benchmark")
+#: an OOD claim's metric (lower-cased) -> the column of the aggregated OOD tables (in %;
+#: ``detection_error`` is ``100 - detection_acc``)
+OOD_METRICS = {
+    "auroc %": "auroc",
+    "fpr95 %": "fpr95",
+    "tnr95 %": "tnr95",
+    "detection accuracy %": "detection_acc",
+    "detection error %": "detection_error",
+    "aupr-in %": "aupr_in",
+    "aupr-out %": "aupr_out",
+}
 # Cells that may never be empty (the rest may: run keys, not_runnable, arxiv).
 NON_EMPTY = ("paper", "table", "task", "dataset", "method", "metric", "value", "protocol")
 # Two lines with the same values here state the same number twice.
@@ -135,6 +161,26 @@ def _check_row(path: Path, line: int, row: dict[str, str]) -> None:
     if set_keys and len(set_keys) != len(RUN_KEYS):
         empty = next(k for k in RUN_KEYS if not row[k])
         raise _bad_cell(path, line, empty, row[empty], f"all of {list(RUN_KEYS)} set, or none")
+    if row["metric_data"] and not set_keys:
+        expected = f"empty when the run keys {list(RUN_KEYS)} are (no run to measure)"
+        raise _bad_cell(path, line, "metric_data", row["metric_data"], expected)
+    _check_ood_keys(path, line, row, bool(set_keys))
+
+
+def _check_ood_keys(path: Path, line: int, row: dict[str, str], has_run: bool) -> None:
+    """OOD keys and an OOD metric on an OOD claim with run keys; no OOD keys elsewhere."""
+    if row["task"] != "ood" or not has_run:
+        for column in OOD_KEYS:
+            if row[column]:
+                expected = "empty except on an 'ood' claim with run keys"
+                raise _bad_cell(path, line, column, row[column], expected)
+        return
+    for column in OOD_KEYS:
+        if not row[column]:
+            raise _bad_cell(path, line, column, "", "a non-empty value on an 'ood' claim")
+    if row["metric"].lower() not in OOD_METRICS:
+        expected = f"on an 'ood' claim one of {list(OOD_METRICS)} (any case)"
+        raise _bad_cell(path, line, "metric", row["metric"], expected)
 
 
 def read_claims(path: Path | str) -> tuple[list[str], list[dict[str, str]]]:
@@ -143,15 +189,18 @@ def read_claims(path: Path | str) -> tuple[list[str], list[dict[str, str]]]:
 
     A missing column, a bad cell or a claim stated twice raises one ``ValueError`` naming the
     file, the line, the column, the value and the valid choices, so a typo in a new line is
-    found before any report.
+    found before any report. Missing :data:`OPTIONAL_COLUMNS` are added, empty.
     """
     path = Path(path)
     header, rows = _read_rows(path)
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; required: {list(REQUIRED_COLUMNS)}")
+    header += [c for c in OPTIONAL_COLUMNS if c not in header]
     first_line: dict[tuple[str, ...], int] = {}
     for line, row in rows:
+        for column in OPTIONAL_COLUMNS:
+            row.setdefault(column, "")
         _check_row(path, line, row)
         key = tuple(row[c] for c in CLAIM_KEY)
         if key in first_line:

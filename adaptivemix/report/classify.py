@@ -5,7 +5,10 @@ accuracies in %, mean ± std [CI] over seeds, as the paper's robustness table. O
 (one per in-distribution set): for each metric a block with a row per (detector, training
 method) and a column per OOD set, so "with and without AdaptiveMix" sit next to each
 other under every detector. The long CSV beside keeps every statistic at full precision.
-Runs evaluated under different protocols are never put in one column.
+Runs evaluated under different protocols are never put in one column. Diverged runs are
+counted (``n_diverged``), never averaged; a method with no finished seed is a row showing
+"diverged", and figures leave it out with a note (:mod:`adaptivemix.report.diverged`). The
+files appear together or not at all (:func:`adaptivemix.report.staging.staged`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,11 @@ from adaptivemix.report.collect import (
     flatten_protocol,
     protocol_mismatch,
 )
-from adaptivemix.report.figures import save_figure
+from adaptivemix.report.diverged import DIVERGED, all_diverged, diverged_groups, skipped_note
+from adaptivemix.report.figures import add_note, log_note, placeholder_figure, save_figure
 from adaptivemix.report.layouts import paired_layout
+from adaptivemix.report.selection_bias import selection_bias_table
+from adaptivemix.report.staging import staged, unstaged
 from adaptivemix.report.stats import mean_std_ci
 from adaptivemix.report.tables import format_mean_std, rank_order, summary_table, write_table
 from adaptivemix.report.writers import write_frame
@@ -46,11 +52,23 @@ OOD_TITLES = {
 }
 OOD_KEY = ("dataset", "arch", "detector", "method", "ood_set")
 PAIRED_OOD = ("auroc", "fpr95")  # the paper's OOD columns
+#: benchmark -> how its metrics are computed (adaptivemix.ood.metrics); others: HARNESS_NOTE
+RULE_NOTES = {
+    "openood-v1.5": "OpenOOD v1.5's formulas (AUPR: trapezoid area under the PR curve)",
+    "odin": "ODIN's calMetric threshold sweep (FPR95: mean FPR over ID TPR 94.95-95.05%)",
+}
+HARNESS_NOTE = "FPR95 at the first ROC point reaching TPR 95%, AUPR as average precision"
 
 
 def accuracy_metrics(runs: pd.DataFrame) -> list[str]:
-    """clean_acc, then each attack's accuracy in order of appearance, then val_acc."""
-    accs = [c for c in runs.columns if c.endswith(ACC_SUFFIX) and runs[c].notna().any()]
+    """clean_acc, then each attack's accuracy in order of appearance, then val_acc: those
+    some run has a value of; for classifier runs that all diverged (no values), every
+    accuracy column (their cells then say "diverged")."""
+    named = [c for c in runs.columns if c.endswith(ACC_SUFFIX)]
+    finished = runs[runs["status"] == "ok"]
+    accs = [c for c in named if finished[c].notna().any()]
+    if not accs and len(runs) and set(runs["task"]) == {"classify"}:
+        accs = named
     middle = [c for c in accs if c not in ("clean_acc", "val_acc")]
     return [c for c in ("clean_acc", *middle, "val_acc") if c in accs]
 
@@ -81,7 +99,7 @@ def accuracy_tables(
         caption = f"Classification on {dataset}: accuracy (%)"
         written += write_table(part, tables_dir / f"classify_{dataset}", caption)
     written += write_table(summary, tables_dir / "classify_summary", "Classification: accuracy (%)")
-    if "clean_acc" not in metrics:  # no finished accuracy run: nothing to pair or plot
+    if "clean_acc" not in metrics:  # runs without accuracies: nothing to pair or plot
         return written
     paired = [m for m in metrics if m != "val_acc"]
     data, shown, markdown = paired_layout(runs, paired, baseline, method_order)
@@ -137,7 +155,8 @@ def ood_summary(frame: pd.DataFrame, method_order: Sequence[str] | None) -> pd.D
     for key, rows in frame.groupby(list(OOD_KEY), sort=False):
         ok = rows[rows["status"] == "ok"]
         record = dict(zip(OOD_KEY, key, strict=True))
-        record |= {"group": rows["group"].iloc[0], "protocol": rows["protocol"].iloc[0]}
+        record |= {"group": rows["group"].iloc[0], "benchmark": rows["benchmark"].iloc[0]}
+        record |= {"protocol": rows["protocol"].iloc[0]}
         for m in OOD_METRICS:
             stats = mean_std_ci(ok[m])
             record |= {f"{m}_{f}": stats[f] for f in ("mean", "std", "ci_low", "ci_high")}
@@ -158,8 +177,7 @@ def ood_markdown(table: pd.DataFrame) -> str:
     )
     blocks = []
     for m in OOD_METRICS:
-        pairs = zip(table[f"{m}_mean"], table[f"{m}_std"], strict=True)
-        cells = table.assign(cell=[format_mean_std(a, b, 2) for a, b in pairs])
+        cells = table.assign(cell=ood_cells(table, m))
         pivot = cells.pivot_table(
             index=["detector", "method"], columns="ood_set", values="cell", aggfunc="first",
             sort=False,
@@ -170,18 +188,40 @@ def ood_markdown(table: pd.DataFrame) -> str:
     )
     seeds = int(table["n_seeds"].min())
     head = f"Mean ± std over seeds (n = {seeds} per cell at least); OOD is the positive class.\n"
+    head += "diverged: every seed of the method diverged (none finished).\n"
+    for benchmark in dict.fromkeys(table["benchmark"]):
+        head += f"Metrics of {benchmark} sets: {RULE_NOTES.get(benchmark, HARNESS_NOTE)}.\n"
     return head + "\n\n".join(blocks) + "\n\nProtocols:\n" + protocols + "\n"
+
+
+def ood_cells(table: pd.DataFrame, metric: str) -> list[str]:
+    """'mean ± std' of ``metric`` per row, "diverged" for a row with no finished seed."""
+    mean, std = table[f"{metric}_mean"], table[f"{metric}_std"]
+    gone = [all_diverged(row) for _, row in table.iterrows()]
+    cells = zip(mean, std, gone, strict=True)
+    return [DIVERGED if g else format_mean_std(a, b, 2) for a, b, g in cells]
 
 
 def _near_first(groups: pd.Series) -> pd.Series:
     return groups.map({"near": 0, "far": 1})
 
 
-def roc_figure(roc: pd.DataFrame, dataset: str, out: Path, method_order) -> Path:
-    """ROC curves (mean TPR over seeds at each FPR): rows detectors, columns OOD sets."""
+def roc_figure(roc: pd.DataFrame, dataset: str, out: Path, method_order, note: str = "") -> Path:
+    """ROC curves (mean TPR over seeds at each FPR): rows detectors, columns OOD sets.
+
+    Diverged runs have no ROC; ``note`` (e.g. the methods that diverged on every seed) is
+    printed at the foot and logged, and with no curve at all the figure is a
+    :func:`~adaptivemix.report.figures.placeholder_figure`.
+    """
     data = roc[roc["dataset"] == dataset]
     mean = data.groupby(["detector", "ood_set", "method", "fpr"], sort=False)["tpr"]
     curves = mean.agg(["mean", "count"]).rename(columns={"count": "n_seeds"}).reset_index()
+    if data.empty:
+        title = f"{dataset}: ROC, OOD positive"
+        png = placeholder_figure(out, title, note or "no ROC of a finished run to draw")
+        empty = curves.rename(columns={"mean": "tpr_mean"}).to_csv(index=False).encode()
+        atomic_write(png.with_suffix(".csv"), lambda f: f.write(empty))
+        return png
     detectors, sets = list(dict.fromkeys(data["detector"])), list(dict.fromkeys(data["ood_set"]))
     methods = list(dict.fromkeys([*(method_order or ()), *data["method"]]))
     methods = [m for m in methods if m in set(data["method"])]
@@ -206,9 +246,11 @@ def roc_figure(roc: pd.DataFrame, dataset: str, out: Path, method_order) -> Path
             ax.set_ylabel("TPR (OOD detected)", fontsize=7)
         axes[0][0].legend(fontsize=6)
         fig.suptitle(f"{dataset}: ROC, OOD positive (mean over seeds)")
+        add_note(fig, note)
         png = save_figure(fig, Path(out).with_suffix(".png"))
     finally:
         plt.close(fig)
+    log_note(png, note)
     data_csv = curves.rename(columns={"mean": "tpr_mean"}).to_csv(index=False).encode()
     atomic_write(png.with_suffix(".csv"), lambda f: f.write(data_csv))
     return png
@@ -241,7 +283,9 @@ def ood_reports(
         caption = f"OOD detection, in-distribution {dataset} (%)"
         stem = tables_dir / f"ood_{dataset}"
         written += write_frame(part, ood_shown(part), stem, caption, ood_markdown(part))
-        written.append(roc_figure(roc, dataset, figures_dir / f"roc_{dataset}.png", method_order))
+        note = skipped_note(diverged_groups(frame[frame["dataset"] == dataset], ["method"]))
+        out = figures_dir / f"roc_{dataset}.png"
+        written.append(roc_figure(roc, dataset, out, method_order, note))
         data, shown, markdown = ood_paired(
             frame[frame["dataset"] == dataset], baseline, method_order
         )
@@ -254,8 +298,9 @@ def ood_shown(table: pd.DataFrame) -> pd.DataFrame:
     """One flat table for LaTeX: a row per (detector, method, OOD set), AUROC and FPR@95."""
     shown = table[["detector", "method", "ood_set", "group"]].copy()
     for m in PAIRED_OOD:
-        pairs = zip(table[f"{m}_mean"], table[f"{m}_std"], strict=True)
-        shown[OOD_TITLES[m]] = [format_mean_std(a, b, 2) for a, b in pairs]
+        shown[OOD_TITLES[m]] = ood_cells(table, m)
+    shown["n_seeds"] = table["n_seeds"].astype(str)
+    shown["n_diverged"] = table["n_diverged"].astype(str)
     return shown
 
 
@@ -268,9 +313,20 @@ def aggregate_classify(
     baseline: str = "erm",
 ) -> list[Path]:
     """Accuracy tables for every classification run, OOD tables and ROC figures, each
-    method paired with ``baseline`` on the same seeds."""
-    tables_dir, figures_dir = Path(tables_dir), Path(figures_dir)
+    method paired with ``baseline`` on the same seeds, and the selection-bias table. Nothing
+    is written unless everything is (:func:`adaptivemix.report.staging.staged`)."""
+    finals = (Path(tables_dir), Path(figures_dir))
+    with staged(*finals) as (tables, figures):
+        args = (metrics_paths, ood_paths, tables, figures, method_order, baseline)
+        written = _write_classify(*args)
+    return unstaged(written, (tables, figures), finals)
+
+
+def _write_classify(
+    metrics_paths, ood_paths, tables_dir: Path, figures_dir: Path, method_order, baseline: str
+) -> list[Path]:
     written = accuracy_tables(metrics_paths, tables_dir, figures_dir, method_order, baseline)
+    written += selection_bias_table(metrics_paths, tables_dir / "selection_bias", method_order)
     if ood_paths:
         written += ood_reports(ood_paths, tables_dir, figures_dir, method_order, baseline)
     return written

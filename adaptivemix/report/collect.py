@@ -50,7 +50,12 @@ def _as_float(value: Any) -> float:
 
 
 def _run_row(path: Path) -> dict[str, Any]:
-    """One run's row; rejects files whose status the report does not know how to count."""
+    """One run's row; rejects files whose status the report does not know how to count.
+
+    Every metric of a run that did not finish is NaN, whatever its record holds (a diverged
+    classifier records the ``val_acc`` of no selection as -1): such a run is counted in
+    ``n_diverged``, never read for a number.
+    """
     record = read_json(path)
     row: dict[str, Any] = {key: record.get(key) for key in RUN_COLUMNS}
     if row["status"] not in STATUSES:
@@ -62,7 +67,10 @@ def _run_row(path: Path) -> dict[str, Any]:
     clash = sorted(set(metrics) & set(row))
     if clash:
         raise ValueError(f"{path}: metric names {clash} collide with run columns")
-    row.update({name: _as_float(value) for name, value in metrics.items()})
+    finished = row["status"] == "ok"
+    row.update(
+        {name: _as_float(value) if finished else math.nan for name, value in metrics.items()}
+    )
     row["run_dir"] = str(path.parent)
     return row
 

@@ -17,8 +17,15 @@ from collections.abc import Sequence
 import pandas as pd
 
 from adaptivemix.registry import VARIANT_SEPARATOR as SEPARATOR
+from adaptivemix.report.diverged import DIVERGED, OK, all_diverged, all_diverged_mask, unpaired_cell
 from adaptivemix.report.stats import N_BOOT, paired_difference
-from adaptivemix.report.tables import format_mean_std, precision_of, rank_order, table_metrics
+from adaptivemix.report.tables import (
+    CORE_METRICS,
+    format_mean_std,
+    precision_of,
+    rank_order,
+    table_metrics,
+)
 from adaptivemix.report.writers import markdown_table
 
 GENERATION_METRICS = ("fid", "kid", "precision", "recall", "modes", "kl_modes", "feature_spread")
@@ -28,7 +35,8 @@ CONFIDENCE = 0.95
 SUMMARY_KEYS = ("task", "dataset", "arch", "method")
 CELL_FIELDS = ("mean", "std", "ci_low", "ci_high")
 GENERATION_NOTE = (
-    "Cells: mean ± std over seeds (n and CIs in the CSV); – : not measured or not run."
+    "Cells: mean ± std over seeds (n and CIs in the CSV); – : not measured or not run; "
+    "diverged: no seed finished (every run diverged)."
 )
 PAIRED_COLUMNS = (
     "task", "dataset", "arch", "method", "baseline", "metric", "n_pairs", "diff_mean",
@@ -42,12 +50,14 @@ def arrow(metric: str) -> str:
 
 
 def _generation_metrics(summary: pd.DataFrame, metrics: Sequence[str] | None) -> list[str]:
-    """The requested metrics (checked), or each of GENERATION_METRICS some row has."""
+    """The requested metrics (checked), or each of GENERATION_METRICS some row has (fid
+    and kid when no row has any: every run diverged, which the cells then say)."""
     available = table_metrics(summary)
     if metrics is None:
-        return [
+        measured = [
             m for m in GENERATION_METRICS if m in available and summary[f"{m}_mean"].notna().any()
         ]
+        return measured or [m for m in CORE_METRICS if m in available]
     unknown = [m for m in metrics if m not in available]
     if unknown:
         raise ValueError(f"metrics {unknown} not in the summary; available: {available}")
@@ -62,13 +72,16 @@ def _dataset_labels(summary: pd.DataFrame) -> pd.Series:
 
 
 def _long_generation(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
-    """A row per summary row and metric its (task, dataset) reports; NaN mean: no seed."""
+    """A row per summary row and metric its (task, dataset) reports, and per row with no
+    finished seed but a diverged one and fid/kid; NaN mean: no seed."""
     labels = _dataset_labels(summary)
+    diverged = all_diverged_mask(summary)
     records = []
     for m in metrics:
         means = summary[f"{m}_mean"]
         reported = means.notna().groupby([summary["task"], summary["dataset"]]).transform("any")
-        for i in summary.index[reported.astype(bool)]:
+        keep = reported.astype(bool) | (diverged & (m in CORE_METRICS))
+        for i in summary.index[keep]:
             row = summary.loc[i]
             records.append(
                 {
@@ -77,10 +90,12 @@ def _long_generation(summary: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFr
                     "lower_is_better": m in LOWER_IS_BETTER,
                     **{f: float(row.get(f"{m}_{f}", math.nan)) for f in CELL_FIELDS},
                     "n_seeds": row.get("n_seeds", math.nan),
+                    "n_diverged": row.get("n_diverged", 0),  # not in the CSV
                     "label": labels[i],
                 }
             )
-    columns = [*SUMMARY_KEYS, "metric", "lower_is_better", *CELL_FIELDS, "n_seeds", "label"]
+    columns = [*SUMMARY_KEYS, "metric", "lower_is_better", *CELL_FIELDS, "n_seeds", "n_diverged"]
+    columns.append("label")
     return pd.DataFrame(records, columns=columns)
 
 
@@ -89,7 +104,9 @@ def _block(long: pd.DataFrame, metric: str, labels: list[str], rows: pd.DataFram
     digits = precision_of(metric)
     part = long[long["metric"] == metric]
     cells = {
-        (r.arch, r.method, r.label): format_mean_std(r.mean, r.std, digits)
+        (r.arch, r.method, r.label): (
+            DIVERGED if all_diverged(r._asdict()) else format_mean_std(r.mean, r.std, digits)
+        )
         for r in part.itertuples()
     }
     block = rows.copy()
@@ -117,7 +134,7 @@ def generation_layout(
     in the summary's order; columns are datasets in order of appearance. Metrics default to
     those of :data:`GENERATION_METRICS` some row reports. A cell is "mean ± std" at the
     metric's precision; a dataset without the metric (or a method not run there) shows "–",
-    a group with no finished seed "n/a".
+    a group with no finished seed "diverged" when its runs diverged, else "n/a".
 
     Returns ``data`` (long: a row per summary row and metric, full precision), ``shown``
     (one wide table, columns "<metric> <dataset>", for LaTeX; all-"–" columns are left out)
@@ -135,7 +152,7 @@ def generation_layout(
         for label in labels:
             if (block[label] != MISSING).any():
                 shown[f"{m} {label}"] = block[label]
-    return long.drop(columns="label"), shown, "\n\n".join(blocks) + "\n"
+    return long.drop(columns=["n_diverged", "label"]), shown, "\n\n".join(blocks) + "\n"
 
 
 def _markdown(frame: pd.DataFrame) -> str:
@@ -173,7 +190,9 @@ def _paired_rows(
     """Paired records of one (task, dataset, arch), and its "not paired" notes."""
     records, unpaired = [], []
     present = set(rows["method"])
-    reported = [m for m in metrics if rows[m].notna().any()]
+    finished = set(rows.loc[rows["status"] == OK, "method"])
+    # no finished run here at all: every requested metric, each cell saying who diverged
+    reported = [m for m in metrics if rows[m].notna().any()] or list(metrics)
     for method in sorted(present, key=method_rank.__getitem__):
         base = baseline_of(method, baseline)
         if base == method:
@@ -187,9 +206,11 @@ def _paired_rows(
                 _seed_values(rows, method, m), _seed_values(rows, base, m), CONFIDENCE, N_BOOT
             )
             names = dict(zip(SUMMARY_KEYS[:3], key, strict=True))
+            paired = result["n_pairs"] > 0
+            why = "" if paired else unpaired_cell(method in finished, base in finished)
             records.append(
                 {**names, "method": method, "baseline": base, "metric": m, **result,
-                 "better": _better(m, result)}
+                 "better": _better(m, result), "note": why}
             )  # fmt: skip
     return records, unpaired
 
@@ -203,9 +224,10 @@ def _signed(value: float, digits: int) -> str:
 
 
 def format_paired(row: pd.Series | dict, digits: int) -> str:
-    """'−1.23 ± 0.40 [−1.70, −0.80] *' (the star: the CI excludes 0)."""
+    """'−1.23 ± 0.40 [−1.70, −0.80] *' (the star: the CI excludes 0); without a pair the
+    record's ``note`` (e.g. "no pair: method diverged"), else "n/a"."""
     if row["n_pairs"] == 0:
-        return "n/a"
+        return row.get("note") or "n/a"
     mean = _signed(row["diff_mean"], digits)
     if row["n_pairs"] == 1:
         return f"{mean} (single pair)"
@@ -252,7 +274,9 @@ def paired_layout(
     arch) and every method whose baseline has runs there, and every metric of ``metrics``
     the group's runs report: :func:`adaptivemix.report.stats.paired_difference` over the
     seeds both finished (status ok). ``better`` is True/False for a significant difference
-    in the good/bad direction (:data:`LOWER_IS_BETTER`), None otherwise.
+    in the good/bad direction (:data:`LOWER_IS_BETTER`), None otherwise. A comparison
+    without a seed finished on both sides keeps its row, ``n_pairs`` 0 and a ``note`` saying
+    which side diverged (:func:`adaptivemix.report.diverged.unpaired_cell`) in its cell.
 
     Returns ``data`` (:data:`PAIRED_COLUMNS`, a row per comparison and metric), ``shown``
     (a row per comparison, a "<metric> diff ↓/↑" column each, cells
@@ -267,18 +291,20 @@ def paired_layout(
         found, notes = _paired_rows(key, rows, metrics, baseline, method_rank)
         records += found
         unpaired += notes
-    data = pd.DataFrame(records, columns=list(PAIRED_COLUMNS))
+    data = pd.DataFrame(records, columns=[*PAIRED_COLUMNS, "note"])
     data["better"] = pd.Series(  # keep None beside True/False (no inferred bool dtype)
         [r["better"] for r in records], index=data.index, dtype=object
     )
     shown = _paired_shown(data, metrics)
+    data = data.drop(columns="note")  # the reason is in the shown cell; the CSV keeps n_pairs 0
     legend = (
         f"Cells: mean paired difference, method − its baseline ({baseline} with the same "
         "augmentations), over the seeds both finished ± its std "
         f"[{CONFIDENCE:.0%} percentile-bootstrap CI of the mean difference, {N_BOOT:,} "
         "resamples]; * : the CI excludes 0. With 3 seeds this CI spans about [min, max] of "
         "the differences; paired t-test p-values are in the CSV. ↓: lower is better, ↑: "
-        "higher is better. n_pairs: seeds paired per metric."
+        "higher is better. n_pairs: seeds paired per metric; no pair: no seed finished on "
+        "both sides (which side diverged on every seed is said)."
     )
     parts = [legend, _markdown(shown) if len(shown) else "(no method has its baseline here)"]
     if unpaired:

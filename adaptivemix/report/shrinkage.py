@@ -23,7 +23,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from adaptivemix.io import atomic_write
-from adaptivemix.report.figures import save_figure
+from adaptivemix.report.diverged import skipped_note
+from adaptivemix.report.figures import add_note, log_note, placeholder_figure, save_figure
 from adaptivemix.run_files import D_FEATURES_FILE
 
 __all__ = ["load_features", "pca_2d", "projection_figure"]
@@ -56,6 +57,8 @@ def pca_2d(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64).reshape(len(x), -1)
     if x.shape[0] < 2:
         raise ValueError(f"PCA needs at least 2 samples, got {x.shape[0]}")
+    if not np.isfinite(x).all():  # a diverged D's features: no SVD is defined
+        raise ValueError(f"PCA needs finite features; {int((~np.isfinite(x)).sum())} are not")
     centred = x - x.mean(axis=0)
     vt = _top_right_singular_vectors(centred)
     signs = np.sign(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)])
@@ -97,20 +100,36 @@ def _draw(ax: plt.Axes, rows: pd.DataFrame, title: str) -> None:
     ax.legend(fontsize=7, markerscale=3)
 
 
-def projection_figure(run_dirs: Mapping[str, Path | str], out_png: Path | str, title: str) -> Path:
+def _finite(real: np.ndarray, fake: np.ndarray) -> bool:
+    return bool(np.isfinite(real).all() and np.isfinite(fake).all())
+
+
+def projection_figure(
+    run_dirs: Mapping[str, Path | str], out_png: Path | str, title: str, note: str = ""
+) -> Path:
     """One panel per entry of ``run_dirs`` (panel name -> run folder, e.g. each method's
     lowest seed; the caller picks the runs): the final D's real and fake features on the
     panel's own first two principal components, titled with the name and feature_spread.
 
     Writes the PNG, a PDF beside it and a CSV of the drawn coordinates (panel, kind,
-    index within its kind, pc1, pc2). Returns the PNG path.
+    index within its kind, pc1, pc2). Returns the PNG path. A run whose features are not
+    all finite (its D diverged) gets no panel; it is named at the foot and in the log with
+    ``note`` (what the caller left out); with no panel at all but a note the figure is a
+    :func:`~adaptivemix.report.figures.placeholder_figure`.
     """
-    if not run_dirs:
+    if not run_dirs and not note:
         raise ValueError("projection_figure: no runs given")
-    panels = []
+    panels, non_finite = [], []
     for name, run_dir in run_dirs.items():
         real, fake, spread = load_features(run_dir)
+        if not _finite(real, fake):
+            non_finite.append(name)
+            continue
         panels.append((f"{name}\nfeature_spread = {spread:.3g}", _panel_rows(name, real, fake)))
+    bad = skipped_note(non_finite, "no panel", why="non-finite features (D diverged)")
+    note = "; ".join(filter(None, [note, bad]))
+    if not panels:
+        return _empty_projection(out_png, title, note)
     cols = min(len(panels), MAX_COLUMNS)
     n_rows = -(-len(panels) // cols)
     size = (PANEL_SIZE * cols, PANEL_SIZE * n_rows + 0.4)
@@ -121,10 +140,19 @@ def projection_figure(run_dirs: Mapping[str, Path | str], out_png: Path | str, t
         for ax, (panel_title, rows) in zip(axes.flat, panels, strict=False):
             _draw(ax, rows, panel_title)
         fig.suptitle(title)
+        add_note(fig, note)
         png = save_figure(fig, Path(out_png).with_suffix(".png"))
     finally:
         plt.close(fig)
+    log_note(png, note)
     table = pd.concat([rows for _, rows in panels], ignore_index=True)
     data = table.to_csv(index=False).encode()
     atomic_write(png.with_suffix(".csv"), lambda f: f.write(data))
+    return png
+
+
+def _empty_projection(out_png: Path | str, title: str, note: str) -> Path:
+    png = placeholder_figure(out_png, title, note)
+    empty = pd.DataFrame(columns=["panel", "kind", "index", "pc1", "pc2"]).to_csv(index=False)
+    atomic_write(png.with_suffix(".csv"), lambda f: f.write(empty.encode()))
     return png

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from adaptivemix.report.diverged import DIVERGED, all_diverged_mask
 from adaptivemix.report.stats import mean_std_ci
 from adaptivemix.report.writers import write_frame
 
@@ -191,14 +192,19 @@ def table_metrics(table: pd.DataFrame) -> list[str]:
 
 
 def format_shown(table: pd.DataFrame) -> pd.DataFrame:
-    """The formatted frame Markdown and LaTeX show: one 'mean ± std [CI]' cell per metric."""
+    """The formatted frame Markdown and LaTeX show: one 'mean ± std [CI]' cell per metric;
+    a row with no finished seed and a diverged one shows "diverged" instead."""
     confidence = table.attrs.get("confidence")
     ci = f"bootstrap {confidence:.0%} CI" if confidence is not None else "bootstrap CI"
     shown = pd.DataFrame({c: table[c] for c in GROUP_COLS if c in table.columns})
+    diverged = all_diverged_mask(table).tolist()
     for m in table_metrics(table):
         digits = precision_of(m)
         cells = zip(*(table[f"{m}_{f}"] for f in STAT_FIELDS), strict=True)
-        shown[f"{m} (mean ± std [{ci}])"] = [_format_cell(*c, digits) for c in cells]
+        shown[f"{m} (mean ± std [{ci}])"] = [
+            DIVERGED if gone else _format_cell(*c, digits)
+            for c, gone in zip(cells, diverged, strict=True)
+        ]
     for col in ("n_seeds", "n_diverged", "n_missing", "protocol"):
         if col in table.columns:
             shown[col] = table[col].astype(str)
