@@ -13,7 +13,10 @@ $(BIN)/adaptivemix: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(BIN)/adaptivemix
 
+# check-config first: Snakemake reads --configfile before the Snakefile runs, and its own
+# message for a YAML syntax error or an empty or missing file names neither file nor line.
 reproduce: $(BIN)/adaptivemix
+	$(BIN)/adaptivemix check-config --quiet config/$(PROFILE).yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile config/$(PROFILE).yaml
 
 # The HTML report of a finished `make reproduce` (every table and figure, by task and dataset).
@@ -43,5 +46,6 @@ lint: $(BIN)/adaptivemix
 	$(BIN)/snakemake --lint --configfile config/smoke.yaml
 
 dry-run: $(BIN)/adaptivemix
+	$(BIN)/adaptivemix check-config --quiet config/$(PROFILE).yaml
 	$(BIN)/snakemake -n --configfile config/$(PROFILE).yaml
 

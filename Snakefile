@@ -2,6 +2,16 @@
 #   snakemake --cores all                                  (config/default.yaml)
 #   snakemake --cores all --configfile config/smoke.yaml
 # The config is validated (and its defaults filled) before any job is scheduled.
+# Snakemake reads --configfile itself, before this file runs (`make reproduce` runs
+# `adaptivemix check-config` first for a message naming file and line); its own
+# config/default.yaml is read here first for such a message.
+import os
+
+from adaptivemix.config import load_config_file
+
+if os.path.exists("config/default.yaml"):
+    load_config_file("config/default.yaml")
+
 
 configfile: "config/default.yaml"
 
@@ -37,6 +47,7 @@ rule classify:
 
 
 # Asked to run (not on a dry run), stop before any job if a local dataset or weights file
-# is missing, listing them all.
+# is missing or broken, listing them all, or if device: cuda has no GPU to run on here
+# (only when the jobs run locally: a cluster executor's jobs run on its GPU nodes).
 onstart:
-    stop_if_missing(config, OUT)
+    stop_if_missing(config, OUT, local_jobs=workflow.local_exec)

@@ -4,6 +4,7 @@ adaptivemix check-config config/default.yaml      # validate, print the resolved
 adaptivemix prepare-data --dataset digits --resolution 16 --out data.pt --summary data.json
 adaptivemix train-backbone --name digits-cnn --dataset-file data.pt --out w.pt --summary b.json
 adaptivemix reference-stats --dataset-file data.pt --split train --backbone digits-cnn ...
+adaptivemix install-perceptual --name lpips --files '{"weights": ..., "sha256": ...}' --out w.pt
 adaptivemix train-gan --spec '{...}' --dataset-file data.pt ... --run-dir R --state-dir S \
     --n-gen 5000 --pr-k 3                         # then evaluates it in the same process
 adaptivemix evaluate-gan --run-dir R --backbone digits-cnn --weights w.pt --reference ref.npz
@@ -14,7 +15,8 @@ adaptivemix prepare-ood-set --name letters --id-dataset-file data.pt --out lette
 adaptivemix evaluate-classifier --run-dir R --dataset-file data.pt --attacks '{"fgsm": {...}}' \
     --ood-files letters.pt ... --detectors '{"msp": {}, "odin": {"temperature": 1000}}'
 adaptivemix aggregate-classify --metrics R1/metrics.json ... --ood R1/ood.json ... --out-dir D
-adaptivemix claims --metrics R1/metrics.json ... --claims config/claims.csv --out-dir D
+adaptivemix claims --metrics R1/metrics.json ... --ood-tables T/ood_D.csv ... \
+    --claims config/claims.csv --out-dir D
 adaptivemix overhead results/default --cores 2     # where a finished run's wall time went
 adaptivemix --timing job.json <command> ...         # any command: its start-up and work seconds
 """
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 from adaptivemix.errors import ConfigError
+from adaptivemix.run_lock import RunLockedError
 from adaptivemix.timing import WorkTimer, process_started_at, write_timing
 
 # Imports stay inside the commands: each process pays only for what its command uses
@@ -63,10 +66,11 @@ def _limit_threads(threads: int, with_torch: bool) -> None:
 def cmd_check_config(args) -> None:
     import yaml
 
-    from adaptivemix.config import load_workflow_config
+    from adaptivemix.config import load_config_file, load_workflow_config
 
-    config = load_workflow_config(yaml.safe_load(Path(args.config).read_text()) or {})
-    print(yaml.safe_dump(config, sort_keys=False))
+    config = load_workflow_config(load_config_file(args.config))
+    if not args.quiet:
+        print(yaml.safe_dump(config, sort_keys=False))
 
 
 def cmd_prepare_data(args) -> None:
@@ -101,7 +105,7 @@ def cmd_reference_stats(args) -> None:
     backbone = BACKBONES.get(args.backbone, "backbone.name")(args.weights, args.device)
     dataset = load_prepared(args.dataset_file)
     with args.work.phase("evaluate"):
-        stats = compute_reference_stats(dataset, args.split, backbone, args.pr_k)
+        stats = compute_reference_stats(dataset, args.split, backbone, args.pr_k, args.xflip)
     stats.save(args.out)
 
 
@@ -110,6 +114,13 @@ def cmd_install_backbone(args) -> None:
     from adaptivemix.metrics.inception import install_weights
 
     install_weights(args.weights, args.sha256 or None, args.out)
+
+
+def cmd_install_perceptual(args) -> None:
+    """Copy a perceptual network's weights into the workflow once their sha256 matches."""
+    from adaptivemix.metrics.perceptual import install_weights
+
+    install_weights(args.name, json.loads(args.files), args.out)
 
 
 def cmd_train_gan(args) -> None:
@@ -125,7 +136,7 @@ def cmd_train_gan(args) -> None:
     try:
         summary = run_training(
             cfg, args.dataset_file, args.backbone, args.weights, args.reference,
-            Path(args.run_dir), Path(args.state_dir),
+            Path(args.run_dir), Path(args.state_dir), json.loads(args.perceptual_files),
         )  # fmt: skip
     except Preempted as err:
         print(f"adaptivemix: {err}", file=sys.stderr)
@@ -160,7 +171,8 @@ def cmd_claims(args) -> None:
     from adaptivemix.report.reproduction import reproduction_tables
 
     with args.work.phase("report"):
-        reproduction_tables(args.metrics, args.claims, Path(args.out_dir) / "tables")
+        tables = Path(args.out_dir) / "tables"
+        reproduction_tables(args.metrics, args.claims, tables, args.ood_tables)
 
 
 def cmd_train_classifier(args) -> None:
@@ -228,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = _command(sub, "check-config", cmd_check_config, "validate a config, print it resolved")
     p.add_argument("config")
+    p.add_argument("--quiet", action="store_true", help="validate only, print nothing")
     p = _command(sub, "prepare-data", cmd_prepare_data, modules=("adaptivemix.data",))
     _args(p, "--dataset", "--out", "--summary", resolution=int)
     p.add_argument("--source", default="{}", help="JSON: the config's sources.<name>")
@@ -237,13 +250,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = _command(sub, "reference-stats", cmd_reference_stats, modules=("adaptivemix.metrics.fid",))
     _args(p, "--dataset-file", "--split", "--backbone", "--weights", "--out", "--device")
     p.add_argument("--pr-k", type=int, default=0, help="also store the real k-NN radii")
+    p.add_argument("--xflip", action="store_true", help="reals followed by their mirror images")
     p = _command(sub, "install-backbone", cmd_install_backbone)
     _args(p, "--name", "--weights", "--sha256", "--out")
+    p = _command(sub, "install-perceptual", cmd_install_perceptual)
+    _args(p, "--name", "--out")
+    p.add_argument("--files", default="{}", help="JSON: the config's perceptual.<name>")
     p = _command(
         sub, "train-gan", cmd_train_gan, "train a GAN run (and evaluate it: --n-gen)", modules=GAN
     )
     _args(p, "--spec", "--dataset-file", "--backbone", "--weights", "--reference", "--run-dir",
           "--state-dir")  # fmt: skip
+    files_help = 'JSON: perceptual distance -> {"weights": file, "sha256": hash}'
+    p.add_argument("--perceptual-files", default="{}", help=files_help)
     _gan_evaluation_args(p, required=False)
     p = _command(
         sub, "evaluate-gan", cmd_evaluate_gan, "final metrics of a finished GAN run", modules=GAN
@@ -292,6 +311,7 @@ def _report_parsers(sub) -> None:
         modules=("adaptivemix.report.reproduction",),
     )  # fmt: skip
     p.add_argument("--metrics", nargs="*", default=[])
+    p.add_argument("--ood-tables", nargs="*", default=[], help="aggregated ood_<dataset>.csv")
     _args(p, "--claims", "--out-dir")
     p = _command(
         sub, "aggregate-classify", cmd_aggregate_classify, "classification and OOD tables",
@@ -355,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     ready_at = time.time()
     try:
         args.func(args)
-    except ConfigError as err:
+    except (ConfigError, RunLockedError) as err:
         print(f"adaptivemix: error: {err}", file=sys.stderr)
         return 2
     if args.timing and _rank_zero():  # one record per job under torchrun

@@ -3,9 +3,12 @@
 ``load_workflow_config(raw)`` is called by the Snakefile before any job is scheduled: it
 fills defaults from ``workflow/schemas/config.schema.yaml``, rejects unknown keys, wrong
 types and bad values, and checks every registered name, raising one :class:`ConfigError`
-naming the key, the value and the valid choices. Jobs then receive only their own slice of
-the config as a frozen dataclass (``gan_run_config``), so adding a method to the config
-never changes (and so never reruns) an existing job.
+naming the key (list items as ``gan.seeds[1]``), the value and the valid choices. Where the
+schema says ``integer`` only a Python ``int`` passes: JSON schema would take ``16.0`` (and a
+run would record it), so a float, even a whole one, is refused, as is a boolean.
+``load_config_file`` reads a YAML file with errors naming the file and line. Jobs then
+receive only their own slice of the config as a frozen dataclass (``gan_run_config``), so
+adding a method to the config never changes (and so never reruns) an existing job.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from adaptivemix.errors import ConfigError
+from adaptivemix.errors import ConfigError, ConfigFileError
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -34,14 +38,52 @@ def _with_defaults(validator_class):
                     instance[name] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_class, {"properties": fill_then_validate})
+    # JSON counts 16.0 as an integer; a config means a count, so only a true int is one
+    # (``bool`` is an ``int`` in Python, and JSON schema already refuses it).
+    type_checker = validator_class.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: isinstance(value, int) and not isinstance(value, bool)
+    )
+    return jsonschema.validators.extend(
+        validator_class, {"properties": fill_then_validate}, type_checker=type_checker
+    )
 
 
 _Validator = _with_defaults(jsonschema.Draft7Validator)
 
 
+def key_path(parts) -> str:
+    """A config key from its path parts: ``gan.seeds[1]``, ``gan.experiments[0].settings``."""
+    key = ""
+    for part in parts:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
+
+
+def _type_hint(value: object, expected: str) -> str:
+    """Why a value that looks right has the wrong type, and how to write it."""
+    if expected == "integer" and isinstance(value, float) and value.is_integer():
+        return f" ({value!r} is a float: write {int(value)}, without the decimal point)"
+    number = re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", str(value))
+    if not (expected in ("integer", "number") and isinstance(value, str) and number):
+        return ""
+    if expected == "integer":
+        whole = float(value).is_integer()
+        return f" (a string: write {int(float(value))}, unquoted)" if whole else ""
+    mantissa, e, exponent = value.lower().partition("e")
+    if not e:
+        return f" (a string: write {value}, unquoted)"
+    mantissa += "" if "." in mantissa else ".0"
+    exponent = exponent if exponent[:1] in ("+", "-") else f"+{exponent}"
+    return (
+        f" (YAML 1.1 reads {value} as a string: write {mantissa}e{exponent}, with a decimal "
+        "point and a signed exponent)"
+    )
+
+
 def _schema_error(err: jsonschema.ValidationError) -> ConfigError:
-    key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+    key = key_path(err.absolute_path) or "<top level>"
+    if "x-expected" in err.schema:  # a key whose rule reads better in words than as a pattern
+        return ConfigError(key, err.instance, err.schema["x-expected"])
     if err.validator == "additionalProperties":
         known = sorted(err.schema.get("properties", {}))
         unknown = sorted(set(err.instance) - set(known))[0]
@@ -50,7 +92,8 @@ def _schema_error(err: jsonschema.ValidationError) -> ConfigError:
     if err.validator == "enum":
         return ConfigError(key, err.instance, f"one of {err.validator_value}")
     if err.validator == "type":
-        return ConfigError(key, err.instance, f"a value of type {err.validator_value}")
+        hint = _type_hint(err.instance, err.validator_value)
+        return ConfigError(key, err.instance, f"a value of type {err.validator_value}{hint}")
     if err.validator == "required":
         return ConfigError(key, None, f"the required keys {err.validator_value}")
     phrase = _PHRASES.get(err.validator, "a valid value").format(err.validator_value)
@@ -76,6 +119,38 @@ def load_schema(path: Path = SCHEMA_PATH) -> dict:
 def _parsed_schema(path: Path) -> dict:
     """The schema parsed once per process (the DAG asks for it once per run)."""
     return yaml.safe_load(path.read_text())
+
+
+MAPPING = "a YAML mapping of config keys at the top level, e.g. 'profile: myrun'"
+
+
+def load_config_file(path: str | Path) -> dict:
+    """The config file as a dict, or a :class:`ConfigFileError` naming the file and, for a
+    YAML syntax error, the line and column. Snakemake reads ``--configfile`` itself before
+    the Snakefile runs, so ``adaptivemix check-config`` (which ``make reproduce`` runs
+    first) and the Snakefile's own ``config/default.yaml`` go through this."""
+    path = Path(path)
+    if not path.is_file():
+        shipped = sorted(str(p) for p in Path("config").glob("*.yaml"))
+        expected = f"an existing YAML file{f' (e.g. {shipped})' if shipped else ''}"
+        raise ConfigFileError(path, "no such file", expected)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = {"line": mark.line + 1, "column": mark.column + 1} if mark else {}
+        problem = err.problem or "a syntax error"
+        if err.context and err.context_mark:
+            at = f"line {err.context_mark.line + 1}, column {err.context_mark.column + 1}"
+            problem = f"{err.context} started at {at}: {problem}"
+        raise ConfigFileError(path, f"not valid YAML ({problem})", MAPPING, **where) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ConfigFileError(path, f"not valid YAML ({err})", MAPPING) from None
+    if config is None:
+        raise ConfigFileError(path, "the file is empty (or holds only comments)", MAPPING)
+    if not isinstance(config, dict):
+        raise ConfigFileError(path, f"a {type(config).__name__} at the top level", MAPPING)
+    return config
 
 
 def load_workflow_config(raw: dict, schema_path: Path = SCHEMA_PATH) -> dict:
@@ -107,9 +182,10 @@ def check_registered_names(config: dict) -> None:
             DATASETS.get(name, f"{where}[{i}]")
         ADV_LOSSES.get(exp["adv_loss"], f"{exp['key']}.adv_loss")
         G, D = meta_networks(exp)
-        check_variants(exp, G, D)
+        check_variants(exp, G, D, config["perceptual"])
         check_training_knobs(exp, config["device"], G)
     check_unique_runs(experiments)
+    check_metric_data(config, experiments)
     check_classify(config)
     check_ood(config)
     check_report(config)
@@ -206,11 +282,74 @@ def find_experiment(config: dict, dataset: str, arch: str) -> dict:
 
 
 def dataset_resolution(config: dict, dataset: str) -> int:
-    """The resolution a GAN dataset is prepared at (data.resolution when no experiment uses it)."""
-    for exp in gan_experiments(config):
+    """The resolution a GAN dataset is prepared at: that of the experiment training it, else
+    that of the first run measured against it (``evaluate.metric_data``), else
+    data.resolution."""
+    experiments = gan_experiments(config)
+    for exp in experiments:
         if dataset in exp["datasets"]:
             return exp["resolution"]
+    for exp in experiments:
+        if any(metric_dataset(config, name) == dataset for name in exp["datasets"]):
+            return exp["resolution"]
     return config["data"]["resolution"]
+
+
+def metric_dataset(config: dict, dataset: str) -> str:
+    """The dataset whose real statistics measure GAN runs on ``dataset``: the one
+    ``evaluate.metric_data`` maps it to (stylegan2-ada/APA's ``--metricdata``), else itself."""
+    return config["evaluate"]["metric_data"].get(dataset, dataset)
+
+
+#: A reference of mirrored reals lives beside the plain one: ``reference/<dataset>/train-xflip/``.
+XFLIP_SUFFIX = "-xflip"
+
+
+def reference_reals(split: str, xflip: bool) -> str:
+    """The path part naming a reference's real images: the split, + ``-xflip`` with mirrors."""
+    return split + (XFLIP_SUFFIX if xflip else "")
+
+
+def parse_reference_reals(reals: str) -> tuple[str, bool]:
+    """(split, xflip) of a :func:`reference_reals` path part."""
+    if reals.endswith(XFLIP_SUFFIX):
+        return reals.removesuffix(XFLIP_SUFFIX), True
+    return reals, False
+
+
+def run_reference(config: dict, dataset: str, arch: str) -> dict:
+    """The reference statistics a GAN run of (dataset, arch) is measured against: ``dataset``
+    (its metric dataset), ``split`` (evaluate.reference_split), ``xflip`` (the experiment's
+    gan.xflip: stylegan2-ada's ``--mirror`` mirrors the metric reals too) and ``reals``, the
+    path part of the three (:func:`reference_reals`)."""
+    split = config["evaluate"]["reference_split"]
+    xflip = bool(find_experiment(config, dataset, arch)["xflip"])
+    return {
+        "dataset": metric_dataset(config, dataset),
+        "split": split,
+        "xflip": xflip,
+        "reals": reference_reals(split, xflip),
+    }
+
+
+def check_metric_data(config: dict, experiments: list[dict]) -> None:
+    """``evaluate.metric_data`` maps registered datasets to registered datasets, each metric
+    dataset prepared at the resolution of every run measured against it."""
+    from adaptivemix.registries import DATASETS
+
+    for name, metric in config["evaluate"]["metric_data"].items():
+        DATASETS.get(name, "evaluate.metric_data")
+        DATASETS.get(metric, f"evaluate.metric_data.{name}")
+    for exp in experiments:
+        for name in exp["datasets"]:
+            metric = metric_dataset(config, name)
+            resolution = dataset_resolution(config, metric)
+            if resolution != exp["resolution"]:
+                expected = (
+                    f"a dataset prepared at {name}'s resolution {exp['resolution']} "
+                    f"({exp['key']}); '{metric}' is prepared at {resolution}"
+                )
+                raise ConfigError(f"evaluate.metric_data.{name}", metric, expected)
 
 
 def _settings_key(gan: dict) -> str:
@@ -229,10 +368,13 @@ def meta_networks(gan: dict):
     return build_models_on_meta(gan["arch"], gan["resolution"], gan, key=options_key)
 
 
-def check_variants(gan: dict, G, D) -> None:
-    """Every variant name parses, every option set parses, every method fits the networks."""
+def check_variants(gan: dict, G, D, perceptual: dict | None = None) -> None:
+    """Every variant name parses, every option set parses, every method fits the networks,
+    every perceptual distance a method names can measure the run (``perceptual``: the
+    config's section of their local files)."""
     from adaptivemix.gan.methods import IncompatibleError
-    from adaptivemix.gan.variants import build_variant, registered_parts
+    from adaptivemix.gan.variants import build_variant, parse_variant, registered_parts
+    from adaptivemix.metrics.perceptual import check_method_distances
 
     key = gan.get("key", "gan")
     for name, options in gan["method_options"].items():
@@ -246,6 +388,8 @@ def check_variants(gan: dict, G, D) -> None:
         except IncompatibleError as err:
             expected = f"a method that can train arch '{gan['arch']}' ({err})"
             raise ConfigError(f"{key}.methods[{i}]", name, expected) from None
+        options_key = f"{_settings_key(gan)}.method_options.{parse_variant(name).method}"
+        check_method_distances(method, options_key, perceptual or {}, gan["resolution"])
 
 
 def check_training_knobs(gan: dict, device: str, G) -> None:

@@ -21,12 +21,12 @@ SHARED_CLAIMS = REPO_ROOT.parent / "shared" / "paper_claims.csv"
 # One extra claim, written as a user would add it (its numbers are made up for the test).
 EXTRA_LINE = (
     "Toy,0000.00000,2,generation,Digits,16,DCGAN,Vanilla,FID,11.0,fid5k_full,5000,full,"
-    "train,legacy-tensorflow,3,test line,digits,dcgan,vanilla,"
+    "train,legacy-tensorflow,3,test line,digits,dcgan,vanilla,,,,,"
 )
 TF = "inception-legacy-tensorflow"
-#: The papers whose confirmed numbers the registry holds, every one of them. The shared list
-#: has since grown (APA's and ODIN's numbers): those are not in the registry yet.
-REGISTERED_PAPERS = ("GLeaD", "PConv")
+#: The papers whose confirmed numbers the registry holds, every one of them.
+REGISTERED_PAPERS = ("GLeaD", "PConv", "APA", "ODIN")
+N_CLAIMS = 79  # 24 GLeaD, 2 PConv, 3 APA, 50 ODIN
 
 
 def _protocol(n_gen=50000, n_real=70000, split="train", backbone=TF) -> dict:
@@ -70,7 +70,7 @@ def test_registry_holds_the_shared_claims():
     with SHARED_CLAIMS.open(newline="") as f:
         expected = [row for row in csv.DictReader(f) if row["paper"] in REGISTERED_PAPERS]
     claims = load_claims(CLAIMS)
-    assert len(expected) == 26 and len(claims) == 26
+    assert len(expected) == N_CLAIMS and len(claims) == N_CLAIMS
     for want, got in zip(expected, claims.to_dict("records"), strict=True):
         for column, value in want.items():
             if column == "value":
@@ -81,14 +81,18 @@ def test_registry_holds_the_shared_claims():
 
 def test_registry_maps_runnable_claims_to_harness_keys():
     claims = load_claims(CLAIMS)
-    assert len(claims) == 26
-    runnable = claims[claims["not_runnable"] == ""]
+    assert len(claims) == N_CLAIMS
+    runnable = claims[(claims["not_runnable"] == "") & (claims["task"] != "ood")]
     columns = ["run_dataset", "run_method", "value"]
     keys = sorted(tuple(r) for r in runnable[columns].itertuples(index=False))
-    # The six FID claims of StyleGAN2 and GLeaD (GLeaD paper, Table 1), by hand.
+    # The six FID claims of StyleGAN2 and GLeaD (GLeaD paper, Table 1) and APA's three
+    # (official README model zoo), by hand.
     assert keys == [
+        ("afhq-cat", "apa", 4.876),
+        ("ffhq256", "apa", 3.678),
         ("ffhq256", "glead", 3.24),
         ("ffhq256", "vanilla", 3.79),
+        ("ffhq256-5k", "apa", 13.249),
         ("lsun-bedroom", "glead", 2.55),
         ("lsun-bedroom", "vanilla", 4.30),
         ("lsun-church", "glead", 2.82),
@@ -111,7 +115,7 @@ def test_registry_maps_runnable_claims_to_harness_keys():
 def test_adding_a_claim_is_one_line(tmp_path):
     path = _write(tmp_path, CLAIMS.read_text() + EXTRA_LINE + "\n")
     claims = load_claims(path)
-    assert len(claims) == 27
+    assert len(claims) == N_CLAIMS + 1
     assert claims.iloc[-1]["paper"] == "Toy" and claims.iloc[-1]["value"] == 11.0
     summary = pd.DataFrame([_summary_row("digits", "vanilla", 12.0, 1.0, 10.0, 14.0, 3, "dcgan")])
     protocols = {("digits", "dcgan", "vanilla"): _protocol(n_gen=5000, n_real=1257)}
@@ -119,7 +123,7 @@ def test_adding_a_claim_is_one_line(tmp_path):
     assert reproduced[["paper", "dataset", "reported", "ours_mean"]].values.tolist() == [
         ["Toy", "digits", 11.0, 12.0]
     ]
-    assert len(not_run) == 26
+    assert len(not_run) == N_CLAIMS
 
 
 # --- bad input -------------------------------------------------------------------------
@@ -171,7 +175,7 @@ def test_duplicate_claim_and_cell_count_are_rejected(tmp_path):
     with pytest.raises(ValueError, match=r"line 3: the claim .* is already on line 2"):
         load_claims(path)
     path = _write(tmp_path, f"{HEADER}\n{GOOD},extra\n", "short.csv")
-    with pytest.raises(ValueError, match=r"short.csv, line 2: 22 cells; the header has 21"):
+    with pytest.raises(ValueError, match=r"short.csv, line 2: 26 cells; the header has 25"):
         load_claims(path)
 
 
@@ -244,7 +248,7 @@ def test_not_run_claims_have_precise_reasons(matched):
     assert reason[("LSUN Bedroom", "GLeaD", "FID")] == "metric fid not measured"
     assert reason[("FFHQ", "GGDR", "FID")] == "GGDR is not implemented in this harness"
     assert "VGG16" in not_run[not_run["metric"] == "precision"]["reason"].iloc[0]
-    assert len(not_run) == 24 and not_run["reason"].str.len().min() > 0
+    assert len(not_run) == N_CLAIMS - 2 and not_run["reason"].str.len().min() > 0
 
 
 def test_missing_runs_and_other_backbones_are_named():
@@ -290,7 +294,7 @@ def test_written_tables_hold_every_claim(matched, tmp_path):
     ]
     back = pd.read_csv(paths[0])
     assert back["reported"].tolist() == [3.79, 3.24] and back["ours_mean"].tolist() == [4.0, 3.0]
-    assert len(pd.read_csv(paths[3])) == 24
+    assert len(pd.read_csv(paths[3])) == N_CLAIMS - 2
     markdown = paths[1].read_text()
     assert "4.00 ± 0.30 [3.50, 4.50]" in markdown and "+0.21 (+5.5%)" in markdown
     assert "3.00 (single seed)" in markdown and "n/a (no CI)" in markdown
@@ -313,4 +317,4 @@ def test_empty_reproduced_table_is_written_and_says_so(tmp_path):
         and "|" not in paths[1].read_text()
     )
     assert "paper & table" in paths[2].read_text()
-    assert len(pd.read_csv(paths[3])) == 26
+    assert len(pd.read_csv(paths[3])) == N_CLAIMS

@@ -64,6 +64,11 @@ MISSING_INPUTS = [
      ["sources.cifar10.root", "/nonexistent/cifar", "cifar-10-batches-py"]),
     ("local OOD set missing", with_change("ood.sets", {"digits-0to5": ["odin-isun"]}),
      ["sources.odin-isun.root", "iSUN"]),
+    ("LPIPS's AlexNet weights missing",
+     with_changes(("data.resolution", 32), ("gan.methods", ["vanilla", "glead"]),
+                  ("gan.method_options", {"glead": {"perceptual": "lpips"}}),
+                  ("perceptual", {"lpips": {"weights": "/nonexistent/alexnet.pth"}})),
+     ["perceptual.lpips.weights", "/nonexistent/alexnet.pth", "alexnet-owt-7be5be79.pth"]),
 ]  # fmt: skip
 
 
@@ -105,6 +110,15 @@ BAD_INPUTS = [
      with_change("gan", {**SMOKE["gan"], "methods": ["glead"],
                          "method_options": {"glead": {"res_g": 16}}}),
      ["gan.methods[0]", "'glead'", "res_g=16", "'dcgan'"]),
+    ("the FID network as a training perceptual network",
+     with_change("gan", {**SMOKE["gan"], "methods": ["glead"],
+                         "method_options": {"glead": {"perceptual": "backbone"}}}),
+     ["gan.method_options.glead.perceptual", "'backbone'", "'lpips'", "'pixel'",
+      "leak into training"]),
+    ("LPIPS on images too small for AlexNet",
+     with_change("gan", {**SMOKE["gan"], "methods": ["glead"],
+                         "method_options": {"glead": {"perceptual": "lpips"}}}),
+     ["gan.method_options.glead.perceptual", "'lpips'", "'pixel'", "(16)", "≥ 31"]),
     # the classification and OOD tracks
     ("unknown classification method", with_change("classify.methods", ["erm", "adaptivemixx"]),
      ["classify.methods[1]", "'adaptivemixx'", "'erm'", "'manifold-mixup'"]),
@@ -162,6 +176,9 @@ BAD_INPUTS = [
      ["report.baseline.classify", "'sgd'", "'erm'"]),
     ("claims registry missing", with_change("report.claims", "/nonexistent/claims.csv"),
      ["report.claims", "'/nonexistent/claims.csv'", "claims CSV"]),
+    # evaluation against another dataset's real statistics (APA's --metricdata)
+    ("unknown metric dataset", with_change("evaluate.metric_data", {"digits": "ffhq-full"}),
+     ["evaluate.metric_data.digits", "'ffhq-full'", "'ffhq256'"]),
 ]  # fmt: skip
 IDS = [case[0] for case in BAD_INPUTS]
 
@@ -179,8 +196,13 @@ def run_snakemake(repo_root: Path, tmp_path: Path, config: dict):
     """The real Snakemake asked to run ``config`` in a fresh folder: (result, that folder)."""
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config))
+    return run_snakemake_on(repo_root, tmp_path, config_file)
+
+
+def run_snakemake_on(repo_root: Path, tmp_path: Path, config_file: Path):
+    """As :func:`run_snakemake`, with a config file as written (or absent, or broken)."""
     work = tmp_path / "work"
-    work.mkdir()
+    work.mkdir(exist_ok=True)
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "1", "--snakefile",
          str(repo_root / "Snakefile"), "--directory", str(work), "--configfile", str(config_file)],

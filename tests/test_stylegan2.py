@@ -20,7 +20,7 @@ from adaptivemix.gan.variants import build_variant
 from adaptivemix.models import stylegan2 as sg
 from adaptivemix.models import stylegan2_layers as L
 from adaptivemix.models.base import ARCHS, build_models
-from tests.helpers import tiny_run_config
+from tests.helpers import TEST_METHOD_OPTIONS, tiny_run_config
 
 TINY = dict(channel_base=256, channel_max=32, mapping_layers=2, w_dim=32)
 
@@ -252,12 +252,19 @@ def noisy_g(**options):
     return G
 
 
-def test_eval_is_deterministic_and_ignores_a_generator():
-    G = noisy_g().eval()
+def test_eval_without_a_generator_is_deterministic_and_with_one_draws_noise_only():
+    G = noisy_g(mixing_prob=1.0).eval()  # mixing always on in training: eval must skip it
     z = torch.randn(2, 8)
     first = G(z)
-    torch.testing.assert_close(G(z), first, rtol=0, atol=0)
-    torch.testing.assert_close(G(z, generator=torch.Generator().manual_seed(5)), first)
+    torch.testing.assert_close(G(z), first, rtol=0, atol=0)  # constant noise buffers
+    gen = torch.Generator().manual_seed(5)
+    a, b = G(z, generator=gen), G(z, generator=gen)
+    assert not torch.allclose(a, first) and not torch.allclose(a, b)  # fresh noise per call
+    torch.testing.assert_close(G(z, generator=torch.Generator().manual_seed(5)), a)
+    # noise only: the same output as the synthesis of the unmixed styles with that noise
+    ws = G.mapping(z)
+    expected = G.synthesis(ws, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(a, expected, rtol=0, atol=0)
 
 
 def test_training_noise_comes_from_the_generator_only():
@@ -331,7 +338,7 @@ def test_too_narrow_channel_base_names_the_key():
 @pytest.mark.parametrize("method", METHODS.names())
 def test_every_method_takes_a_training_step(method, digits16, digits_backbone):
     cfg = tiny_run_config(method, arch="stylegan2", arch_options=TINY, z_dim=8, batch_size=4)
-    plugin, augment = build_variant(method, {})
+    plugin, augment = build_variant(method, TEST_METHOD_OPTIONS)
     env = RunEnv(feature_backbone=digits_backbone)
     state = build_state(cfg, plugin, digits16.channels, augment, env)
     before = [p.detach().clone() for p in state.D.parameters()]

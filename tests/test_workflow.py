@@ -100,8 +100,15 @@ def test_classification_track_writes_accuracy_and_ood_reports(smoke_run):
         pairs = {(r["detector"], r["ood_set"]) for r in ood["results"]}
         assert len(pairs) == 10  # 5 detectors × 2 OOD sets
         assert all(0.0 <= r["metrics"]["auroc"] <= 1.0 for r in ood["results"])
+        selection = record["selection"]  # test accuracy at the val choice vs best seen
+        assert selection["protocol"] == "val" and selection["n_evaluations"] == 2  # 2 epochs
+        assert selection["best_test"]["test_acc"] >= selection["val_selected"]["test_acc"]
+        assert selection["val_selected"]["test_acc"] == record["metrics"]["clean_acc"]
     table = (out / "tables/classify_digits-0to5.md").read_text()
     assert "erm" in table and "adaptivemix" in table and "pgd_acc" in table
+    bias = (out / "tables/selection_bias.md").read_text()
+    assert "optimism (pp)" in bias and "adaptivemix" in bias and "not recorded" not in bias
+    assert (out / "tables/selection_bias.html").exists()
     ood_table = (out / "tables/ood_digits-0to5.md").read_text()
     assert "### AUROC" in ood_table and "mahalanobis" in ood_table and "digits-6to9" in ood_table
     with Image.open(out / "figures/roc_digits-0to5.png") as image:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import pickle
 import tarfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +105,13 @@ class CifarLayout:
             return [f"{self.folder}/ (or {self.archive})"]
         return [f"{self.folder}/{f}" for f in self.files if not (folder / f).is_file()]
 
+    def verify(self, root: Path, resolution: int | None = None) -> None:
+        """The start-up check of a present copy: read it as a job would (the archive streamed
+        to its end, every pickle loaded and checked), without resizing or keeping it."""
+        read_cifar(root, self)
+
     def local_format(self) -> LocalFormat:
-        return LocalFormat(self.describe(), self.find_missing)
+        return LocalFormat(self.describe(), self.find_missing, verify=self.verify)
 
 
 CIFAR10 = CifarLayout(
@@ -167,6 +173,35 @@ def load_pickle(data: bytes) -> dict:
     return _ArrayUnpickler(io.BytesIO(data), encoding="bytes").load()
 
 
+#: What a truncated or corrupt archive or pickle raises while it is read.
+UNREADABLE = (tarfile.TarError, EOFError, zlib.error, OSError, pickle.UnpicklingError,
+              ValueError, IndexError, KeyError, TypeError, AttributeError)  # fmt: skip
+
+
+def _load_file(raw: bytes, root: Path, layout: CifarLayout, file: str) -> dict:
+    """``load_pickle`` of one of the copy's files; a broken one names the key and the file."""
+    try:
+        loaded = load_pickle(raw)
+    except UNREADABLE as err:
+        where = _where(root, layout, file)
+        raise ConfigError(
+            f"sources.{layout.name}.root", where, f"an intact CIFAR pickle ({type(err).__name__}: "
+            f"{err}); the file is truncated or corrupt: fetch {layout.archive} again",
+        ) from None  # fmt: skip
+    if not isinstance(loaded, dict):
+        where = _where(root, layout, file)
+        raise ConfigError(f"sources.{layout.name}.root", where, "a pickled dict (CIFAR python)")
+    return loaded
+
+
+def _where(root: Path, layout: CifarLayout, file: str) -> str:
+    """The file as the user finds it: in the extracted folder, or an entry of the archive."""
+    folder = root / layout.folder
+    if all((folder / f).is_file() for f in layout.files):
+        return str(folder / file)
+    return f"{root / layout.archive}:{layout.folder}/{file}"
+
+
 def read_files(root: Path, layout: CifarLayout) -> dict[str, bytes]:
     """The raw bytes of every file of ``layout``, from the extracted folder or the archive."""
     folder = root / layout.folder
@@ -177,15 +212,7 @@ def read_files(root: Path, layout: CifarLayout) -> dict[str, bytes]:
         missing = ", ".join(layout.find_missing(root))
         expected = f"a folder in the format {layout.describe()} (missing: {missing})"
         raise ConfigError(f"sources.{layout.name}.root", str(root), expected)
-    wanted = {f"{layout.folder}/{f}": f for f in layout.files}
-    found: dict[str, bytes] = {}
-    with tarfile.open(archive, "r:gz") as tar:
-        for member in tar:  # sequential: a gzip stream cannot seek back cheaply
-            name = member.name.removeprefix("./")
-            if member.isfile() and name in wanted:
-                handle = tar.extractfile(member)
-                assert handle is not None  # a regular file member always has a handle
-                found[wanted[name]] = handle.read()
+    found = _read_archive(archive, layout)
     missing = [f"{layout.folder}/{f}" for f in layout.files if f not in found]
     if missing:
         raise ConfigError(
@@ -196,8 +223,33 @@ def read_files(root: Path, layout: CifarLayout) -> dict[str, bytes]:
     return found
 
 
+def _read_archive(archive: Path, layout: CifarLayout) -> dict[str, bytes]:
+    """The layout's files found in the archive, streamed to its end (so a truncated archive
+    is refused here, naming it and the last entry read, not met later as a bare EOFError)."""
+    wanted = {f"{layout.folder}/{f}": f for f in layout.files}
+    found: dict[str, bytes] = {}
+    last = "stopped at its start"
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar:  # sequential: a gzip stream cannot seek back cheaply
+                name = member.name.removeprefix("./")
+                if member.isfile() and name in wanted:
+                    handle = tar.extractfile(member)
+                    assert handle is not None  # a regular file member always has a handle
+                    found[wanted[name]] = handle.read()
+                last = f"stopped after the entry {member.name}"
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+        raise ConfigError(
+            f"sources.{layout.name}.root", str(archive),
+            f"an intact gzip-compressed tar archive (reading {last}: "
+            f"{type(err).__name__}: {err}); it is truncated or corrupt: fetch it again "
+            f"from {layout.url}",
+        ) from None  # fmt: skip
+    return found
+
+
 def _batch(raw: bytes, layout: CifarLayout, file: str, root: Path) -> tuple[np.ndarray, np.ndarray]:
-    batch = load_pickle(raw)
+    batch = _load_file(raw, root, layout, file)
     data = np.asarray(batch.get(b"data"))
     labels = np.asarray(batch.get(layout.label_key, []), dtype=np.int64)
     n_classes = len(layout.classes)
@@ -224,7 +276,7 @@ def read_cifar(root: str | Path, layout: CifarLayout) -> dict[str, tuple[np.ndar
     """
     root = Path(root)
     files = read_files(root, layout)
-    meta = load_pickle(files.pop(layout.meta_file))
+    meta = _load_file(files.pop(layout.meta_file), root, layout, layout.meta_file)
     names = [n.decode() for n in meta.get(layout.names_key, [])]
     if tuple(names) != layout.classes:
         raise ConfigError(

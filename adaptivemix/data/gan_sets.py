@@ -42,6 +42,7 @@ from adaptivemix.data.base import SPLITS, ImageDataset, register_dataset
 from adaptivemix.data.cifar import CIFAR10, CIFAR10_CLASSES, IMAGE_SIZE, read_cifar
 from adaptivemix.data.images import (
     FOLDER_HASH_RULE,
+    check_headers,
     files_sha256,
     indices_sha256,
     labels_for,
@@ -91,8 +92,23 @@ class GanSet:
             return []
         return [" or ".join(self.candidates(0)).replace("0x0", "RxR")]
 
+    def verify(self, root: Path, resolution: int | None) -> None:
+        """The start-up check of a present copy at ``resolution``: the zip's entry names (none
+        leaving its folder), ``dataset.json`` and every image's header (size and mode), not
+        the pixels (decoding, and a zip entry's CRC, are left to the job reading it)."""
+        if resolution is None:
+            return  # any resolution: which file the job will read is not known yet
+        source = open_source(self.locate(root, resolution), f"sources.{self.name}.root")
+        n = len(source.names)
+        if self.subset is not None and n < self.subset:
+            raise source.fail(None, f"at least {self.subset} images to draw from (found {n})")
+        labels_for(source, list(source.names))
+        check_headers(source, resolution, self.channels)
+
     def local_format(self) -> LocalFormat:
-        return LocalFormat(self.describe(), self.find_missing, self.find_missing_at, False)
+        return LocalFormat(
+            self.describe(), self.find_missing, self.find_missing_at, False, self.verify
+        )
 
     def locate(self, root: Path, resolution: int) -> Path:
         missing = self.find_missing_at(root, resolution)

@@ -161,14 +161,49 @@ def open_source(path: Path, key: str) -> ImageSource:
     return open_zip(path, key) if path.is_file() else open_folder(path, key)
 
 
+CORRUPT = (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError)
+
+
 def decode_image(
     source: ImageSource, name: str, data: bytes, resolution: int, channels: int
 ) -> np.ndarray:
     """One image's bytes -> (C, R, R) uint8, refusing any other size or mode, or a corrupt file."""
-    corrupt = (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError)
+    image = _opened(source, name, io.BytesIO(data), resolution, channels)
     try:
-        image = Image.open(io.BytesIO(data))
-    except corrupt as err:
+        image.load()
+    except CORRUPT as err:
+        raise source.fail(name, f"an intact image file (decoding failed: {err})") from err
+    pixels = np.asarray(image, dtype=np.uint8)
+    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+
+
+def check_headers(source: ImageSource, resolution: int, channels: int) -> None:
+    """Every image's header (its size and mode) without decoding its pixels: the start-up
+    check's part of :func:`read_images`. A zip is opened once and each entry read only as
+    far as Pillow needs (a few hundred bytes of a PNG)."""
+    if source.kind == "folder":
+        for name in source.names:
+            try:
+                with open(source.path / name, "rb") as handle:
+                    _opened(source, name, handle, resolution, channels)
+            except OSError as err:
+                raise source.fail(name, f"a readable file ({err})") from err
+        return
+    with zipfile.ZipFile(source.path) as archive:
+        for name in source.names:
+            try:
+                with archive.open(name) as handle:
+                    _opened(source, name, handle, resolution, channels)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError) as err:
+                expected = f"an intact archive entry (reading it failed: {err})"
+                raise source.fail(name, expected) from err
+
+
+def _opened(source: ImageSource, name: str, handle, resolution: int, channels: int) -> Image.Image:
+    """The image opened lazily (header only), refusing any other size or mode."""
+    try:
+        image = Image.open(handle)
+    except CORRUPT as err:
         raise source.fail(name, f"a readable PNG or JPEG image ({err})") from err
     if image.size != (resolution, resolution):
         w, h = image.size
@@ -184,12 +219,7 @@ def decode_image(
             f"a {channels}-channel image (Pillow mode {mode}), but its mode is {image.mode}; "
             "images are never converted here; convert the set beforehand",
         )
-    try:
-        image.load()
-    except corrupt as err:
-        raise source.fail(name, f"an intact image file (decoding failed: {err})") from err
-    pixels = np.asarray(image, dtype=np.uint8)
-    return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
+    return image
 
 
 def read_images(

@@ -1,10 +1,13 @@
 """Local copies of real datasets: where they are and whether they look complete.
 
 A reader of a real dataset declares its on-disk format as a :class:`LocalFormat`. The
-config names the folder under ``sources.<key>.root``; ``check`` runs while the config is
-validated, so a missing or incomplete copy stops the workflow before any job starts with
-one message naming the key, the path and the expected format. Nothing is ever downloaded
-unless ``sources.<key>.download`` is true (then the check is left to the reader); a format
+config names the folder under ``sources.<key>.root``; ``check`` runs at the workflow's
+start-up check (:mod:`adaptivemix.preflight`), so a missing or incomplete copy stops the
+workflow before any job starts with one message naming the key, the path and the expected
+format. A format may also ``verify`` a present copy cheaply (an archive streamed or listed,
+image headers read), so a truncated archive or an image of the wrong size is refused then
+too, naming the key, the file and the entry. Nothing is ever downloaded unless
+``sources.<key>.download`` is true (then the check is left to the reader); a format
 with no download (``downloadable=False``) refuses that option at the same check.
 
 Layouts whose file names hold the resolution (``ffhq-256x256.zip``) give ``find_missing_at``
@@ -28,6 +31,9 @@ class LocalFormat:
     # (root, resolution) -> what it lacks at that resolution; None: same as find_missing
     find_missing_at: Callable[[Path, int], list[str]] | None = None
     downloadable: bool = True  # False: ``download: true`` is refused (no public download)
+    # (root, resolution) -> None: the cheap part of reading a present copy (archives listed
+    # or streamed, headers checked), raising the reader's own ConfigError; None: no check
+    verify: Callable[[Path, int | None], None] | None = None
 
     def check(self, sources: dict, source_key: str, resolution: int | None = None) -> None:
         """Raise ConfigError unless ``sources[source_key]['root']`` holds this format."""
@@ -55,6 +61,8 @@ class LocalFormat:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             expected = f"a folder in the format {self.description} (missing: {shown})"
             raise ConfigError(key, root, expected)
+        if self.verify is not None:
+            self.verify(Path(root), resolution)
 
 
 def missing_entries(root: Path, names: list[str]) -> list[str]:

@@ -1,5 +1,7 @@
 # The classification / adversarial-robustness track: one job per (dataset, arch, method,
-# seed) trains (selection on the validation split), then in the same process measures
+# seed) trains (selection on the validation split; classify.selection: test is upstream's
+# optimistic choice on the test split; either way the test accuracy at every evaluation is
+# recorded for the selection_bias table), then in the same process measures
 # clean/FGSM/PGD accuracy on the test split and, for in-distribution sets with OOD sets,
 # every detector on every OOD set (ood.json has no rows for sets without OOD sets).
 # Checkpoints live under state/ so a killed job resumes (after training: re-evaluates only).
@@ -84,11 +86,13 @@ rule aggregate_classify:
             for ext in TABLE_FORMATS
         ],
         paired=[f"{OUT}/tables/classify_paired.{ext}" for ext in TABLE_FORMATS],
+        selection_bias=[f"{OUT}/tables/selection_bias.{ext}" for ext in TABLE_FORMATS],
         roc=[reported(f"{OUT}/figures/roc_{d}.png", "roc", "ood", d) for d in OOD_SETS_USED],
         roc_data=[f"{OUT}/figures/roc_{d}.{ext}" for d in OOD_SETS_USED for ext in ("pdf", "csv")],
         bars=reported(f"{OUT}/figures/bars_clean_acc.png", "bars", "classify"),
         bars_data=[f"{OUT}/figures/bars_clean_acc.{ext}" for ext in ("pdf", "csv")],
         summary=f"{OUT}/tables/classify_summary.csv",
+        summary_text=[f"{OUT}/tables/classify_summary.{ext}" for ext in ("md", "tex")],
     params:
         out_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.summary)),
         method_order=" ".join(config["classify"]["methods"]),

@@ -21,6 +21,7 @@ REPORT_CAPTIONS = {
     "ood_table": "Table: OOD detection",
     "roc": "Figure: ROC curves",
     "paired": "Table: paired differences to the baseline",
+    "selection_bias": "Table: selection bias (test accuracy at the validation choice vs best)",
     "bars": "Figure: methods compared",
     "claims_reproduced": "Table: reproduced vs reported",
     "claims_not_run": "Table: claims not run",
@@ -69,6 +70,7 @@ def report_tables():
     if cls_runs():
         tables += [(f"classify_{d}", "classify_table", "classify", d) for d in config["classify"]["datasets"]]
         tables += [("classify_paired", "paired", "classify", None)]
+        tables += [("selection_bias", "selection_bias", "classify", None)]
         tables += [(f"ood_{d}", "ood_table", "ood", d) for d in OOD_SETS_USED]
         tables += [(f"ood_paired_{d}", "paired", "ood", d) for d in OOD_SETS_USED]
     tables += [("claims_reproduced", "claims_reproduced", "claims", None)]
@@ -140,6 +142,7 @@ rule aggregate_gan:
 rule claims:
     input:
         metrics=run_metrics() + cls_outputs("metrics.json"),
+        ood_tables=[f"{OUT}/tables/ood_{d}.csv" for d in OOD_SETS_USED] if cls_runs() else [],
         claims=str(claims_file(config)),
     output:
         [f"{OUT}/tables/{name}.{ext}" for name in ("claims_reproduced", "claims_not_run") for ext in TABLE_FORMATS],
@@ -155,7 +158,8 @@ rule claims:
         mem_mb=2000,
         runtime=10,
     shell:
-        CLI + " --timing {params.timing} claims --metrics {input.metrics} --claims {input.claims}"
+        CLI + " --timing {params.timing} claims --metrics {input.metrics}"
+        " --ood-tables {input.ood_tables} --claims {input.claims}"
         " --out-dir {params.out_dir} > {log} 2>&1"
 
 
