@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,19 @@ def snakemake(repo_root: Path, workdir: Path, *args: str) -> subprocess.Complete
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "Snakefile"),
                "--directory", str(workdir), *args]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo_root)
+
+
+#: What a copy of the project needs to run its workflow.
+PROJECT_PARTS = ("Snakefile", "workflow", "config", "adaptivemix", "baselines")
+
+
+def copy_project(repo_root: Path, copy: Path) -> Path:
+    """Copy the workflow, configs and packages of the project into ``copy`` (for tests that
+    add a plugin file without touching the repository)."""
+    for part in PROJECT_PARTS:
+        source = repo_root / part
+        if source.is_dir():
+            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, copy / part)
+    return copy

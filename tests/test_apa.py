@@ -167,7 +167,7 @@ def test_statistic_and_step_span_all_ranks(tmp_path):
         _ddp_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True
     )
     for rank in (0, 1):
-        assert torch.load(tmp_path / f"rank{rank}.pt") == [1.0, 0.5]
+        assert torch.load(tmp_path / f"rank{rank}.pt", weights_only=True) == [1.0, 0.5]
 
 
 def test_fixed_p_does_not_adapt():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +35,7 @@ from adaptivemix.report.layouts import generation_layout, paired_layout
 from adaptivemix.report.selection_bias import selection_bias_table
 from adaptivemix.report.shrinkage import pca_2d, projection_figure
 from adaptivemix.report.tables import format_shown, summary_table
+from tests.helpers import copy_project
 
 PROTOCOL = {"backbone": "digits-cnn", "resize": "native", "n_gen": 300, "n_real": 1257,
             "reference_split": "train"}  # fmt: skip
@@ -320,7 +320,6 @@ def test_a_failed_aggregation_writes_nothing(gan_runs, tmp_path, monkeypatch) ->
 
 # --- the real DAG -------------------------------------------------------------------------
 
-PROJECT_PARTS = ("Snakefile", "workflow", "config", "adaptivemix", "baselines")
 # Test-only methods, dropped into a copy of the project as a baseline file: each diverges as
 # the issue's runs did, beside a healthy method of its track.
 DIVERGING_PLUGIN = '''\
@@ -373,12 +372,7 @@ class ClsBlowup(ClsMethod):
 @pytest.fixture(scope="module")
 def diverging_project(tmp_path_factory, repo_root):
     copy = tmp_path_factory.mktemp("project")
-    for part in PROJECT_PARTS:
-        source = repo_root / part
-        if source.is_dir():
-            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, copy / part)
+    copy_project(repo_root, copy)
     (copy / "baselines/diverging.py").write_text(DIVERGING_PLUGIN)
     config = yaml.safe_load((repo_root / "config/smoke.yaml").read_text())
     config["profile"] = "diverged"

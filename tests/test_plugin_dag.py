@@ -8,7 +8,6 @@ evaluates and reports it beside vanilla, with nothing else edited.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 
@@ -16,18 +15,13 @@ import pandas as pd
 import pytest
 import yaml
 
-PROJECT_PARTS = ("Snakefile", "workflow", "config", "adaptivemix", "baselines")
+from tests.helpers import copy_project
 
 
 @pytest.fixture(scope="module")
 def project_with_new_plugin(tmp_path_factory, repo_root):
     copy = tmp_path_factory.mktemp("project")
-    for part in PROJECT_PARTS:
-        source = repo_root / part
-        if source.is_dir():
-            shutil.copytree(source, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy(source, copy / part)
+    copy_project(repo_root, copy)
     readme = (repo_root / "README.md").read_text()
     block = re.search(r"```python\n(# baselines/flipmix.py\n.*?)```", readme, re.DOTALL)
     (copy / "baselines/flipmix.py").write_text(block.group(1))
