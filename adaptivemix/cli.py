@@ -9,6 +9,10 @@ adaptivemix train-gan --spec '{...}' --dataset-file data.pt ... --run-dir R --st
     --n-gen 5000 --pr-k 3                         # then evaluates it in the same process
 adaptivemix evaluate-gan --run-dir R --backbone digits-cnn --weights w.pt --reference ref.npz
 adaptivemix aggregate --metrics R1/metrics.json R2/metrics.json --out-dir results/default
+adaptivemix aggregate-sweep --metrics ... --sweep '{...}' --configured '{...}' --baseline vanilla \
+    --out-dir D                                   # a gan.sweeps entry's table and figure
+adaptivemix aggregate-limited-data --metrics ... --groups '{"digits": ["digits-25pct"]}' \
+    --baseline vanilla --out-dir D                # each method's gain on a full set and its cut
 adaptivemix train-classifier --spec '{...}' --dataset-file data.pt --run-dir R --state-dir S \
     --attacks '{"fgsm": {...}}' --ood-files ... --detectors '{...}'   # then evaluates it
 adaptivemix prepare-ood-set --name letters --id-dataset-file data.pt --out letters.pt
@@ -36,7 +40,7 @@ from adaptivemix.run_lock import RunLockedError
 from adaptivemix.timing import WorkTimer, process_started_at, write_timing
 
 # Imports stay inside the commands: each process pays only for what its command uses
-# (``--help``, ``aggregate``, ``aggregate-classify`` and ``claims`` never import torch; a
+# (``--help``, ``aggregate*`` and ``claims`` never import torch; a
 # training job imports no timm, torchvision or scikit-learn unless a plugin it runs does).
 
 
@@ -165,6 +169,27 @@ def cmd_aggregate(args) -> None:
         aggregate_gan(
             args.metrics, out / "tables", out / "figures", args.method_order, args.baseline
         )
+
+
+def cmd_aggregate_sweep(args) -> None:
+    from adaptivemix.report.sweep import aggregate_sweep
+
+    out = Path(args.out_dir)
+    with args.work.phase("report"):
+        aggregate_sweep(
+            args.metrics, json.loads(args.sweep), json.loads(args.configured), args.baseline,
+            out / "tables", out / "figures",
+        )  # fmt: skip
+
+
+def cmd_aggregate_limited_data(args) -> None:
+    from adaptivemix.report.limited_data import aggregate_limited_data
+
+    with args.work.phase("report"):
+        aggregate_limited_data(
+            args.metrics, json.loads(args.groups), args.baseline, Path(args.out_dir) / "tables",
+            args.method_order or (),
+        )  # fmt: skip
 
 
 def cmd_claims(args) -> None:
@@ -306,6 +331,22 @@ def _report_parsers(sub) -> None:
     p.add_argument("--out-dir", required=True)
     p.add_argument("--method-order", nargs="*", default=None)
     p.add_argument("--baseline", default="vanilla", help="every method is paired with it")
+    p = _command(
+        sub, "aggregate-sweep", cmd_aggregate_sweep, "a sweep's table and figure", plugins=False,
+        modules=("adaptivemix.report.sweep",),
+    )  # fmt: skip
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--sweep", required=True, help="JSON: the gan.sweeps entry")
+    p.add_argument("--configured", required=True, help="JSON: the method's configured options")
+    _args(p, "--baseline", "--out-dir")
+    p = _command(
+        sub, "aggregate-limited-data", cmd_aggregate_limited_data, "the limited-data table",
+        plugins=False, modules=("adaptivemix.report.limited_data",),
+    )  # fmt: skip
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--groups", required=True, help="JSON: full set -> its cuts")
+    p.add_argument("--method-order", nargs="*", default=None)
+    _args(p, "--baseline", "--out-dir")
     p = _command(
         sub, "claims", cmd_claims, "reproduced-vs-reported tables", plugins=False,
         modules=("adaptivemix.report.reproduction",),

@@ -186,6 +186,7 @@ def check_registered_names(config: dict) -> None:
         check_training_knobs(exp, config["device"], G)
     check_unique_runs(experiments)
     check_metric_data(config, experiments)
+    check_sweeps(config)
     check_classify(config)
     check_ood(config)
     check_report(config)
@@ -221,6 +222,10 @@ def check_report(config: dict) -> None:
         raise ConfigError("report.claims", str(path), f"a valid claims CSV: {err}") from None
 
 
+#: Keys of the gan section that lay out the matrix rather than set a run: not in experiments.
+MATRIX_KEYS = ("experiments", "sweeps")
+
+
 def gan_experiments(config: dict) -> list[dict]:
     """The GAN matrix as a list of experiments, each a complete ``gan`` section.
 
@@ -229,7 +234,7 @@ def gan_experiments(config: dict) -> list[dict]:
     config, for error messages. Without ``gan.experiments`` there is one experiment:
     ``gan.arch`` on ``data.datasets`` at ``data.resolution``.
     """
-    base = {k: v for k, v in config["gan"].items() if k != "experiments"}
+    base = {k: v for k, v in config["gan"].items() if k not in MATRIX_KEYS}
     if "experiments" not in config["gan"]:
         data = config["data"]
         return [
@@ -239,7 +244,7 @@ def gan_experiments(config: dict) -> list[dict]:
     for i, entry in enumerate(config["gan"]["experiments"]):
         key = f"gan.experiments[{i}]"
         settings = entry["settings"]
-        for name in ("experiments", "arch"):
+        for name in (*MATRIX_KEYS, "arch"):
             if name in settings:
                 raise ConfigError(f"{key}.settings.{name}", settings[name], "a key other than it")
         merged = copy.deepcopy(base | settings | {"arch": entry["arch"]})
@@ -478,8 +483,47 @@ def gan_run_config(config: dict, dataset: str, arch: str, method: str, seed: int
 
 
 def _own_options(all_options: dict, variant: str) -> dict:
-    """The options of the variant's parts only, so other methods' options never rerun it."""
+    """The options of the variant's parts only, so other methods' options never rerun it;
+    a sweep point's options (after ``@``) set over its method's."""
     from adaptivemix.gan.variants import parse_variant
 
-    parts = parse_variant(variant).parts
-    return {part: all_options[part] for part in parts if part in all_options}
+    parsed = parse_variant(variant)
+    own = {part: all_options[part] for part in parsed.parts if part in all_options}
+    if parsed.point:
+        own[parsed.method] = own.get(parsed.method, {}) | dict(parsed.point)
+    return own
+
+
+def gan_sweeps(config: dict) -> list[tuple[dict, dict, str]]:
+    """(sweep, the experiment training its dataset, its config key) of each ``gan.sweeps``."""
+    experiments = gan_experiments(config)
+    found = []
+    for i, sweep in enumerate(config["gan"].get("sweeps", [])):
+        key = f"gan.sweeps[{i}]"
+        hosts = [
+            e for e in experiments
+            if sweep["dataset"] in e["datasets"] and sweep.get("arch", e["arch"]) == e["arch"]
+        ]  # fmt: skip
+        if len(hosts) != 1:
+            trained = sorted({(d, e["arch"]) for e in experiments for d in e["datasets"]})
+            expected = f"a dataset one experiment trains (dataset, arch): {trained}"
+            if len(hosts) > 1:
+                expected += "; give the sweep's arch to choose"
+            raise ConfigError(f"{key}.dataset", sweep["dataset"], expected)
+        found.append((sweep, hosts[0], key))
+    return found
+
+
+def check_sweeps(config: dict) -> None:
+    """Sweep names unique, each variant registered, each grid value a valid option."""
+    from adaptivemix.gan.methods import build_method
+    from adaptivemix.gan.variants import parse_variant
+    from adaptivemix.sweeps import check_sweep
+
+    names: set[str] = set()
+    for sweep, experiment, key in gan_sweeps(config):
+        if sweep["name"] in names:
+            raise ConfigError(f"{key}.name", sweep["name"], "a name no other sweep has")
+        names.add(sweep["name"])
+        parse_variant(sweep["method"], f"{key}.method")
+        check_sweep(sweep, key, experiment["method_options"], build_method)

@@ -25,9 +25,9 @@ from adaptivemix.data.cifar import (
     CIFAR100,
     CIFAR100_CLASSES,
     load_pickle,
-    stratified_holdout,
 )
 from adaptivemix.data.digit_subsets import digit_subset, register_digit_subset
+from adaptivemix.data.splits import stratified_holdout
 from adaptivemix.errors import ConfigError
 
 # ------------------------------------------------------------------------- digits-0to5

@@ -24,7 +24,10 @@ from adaptivemix.report.collect import collect_curves
 from adaptivemix.report.shrinkage import projection_figure
 from tests.helpers import tiny_run_config
 
-PROBE_SCALARS = {"feature_spread", "spread_real", "spread_fake", "feature_separation"}
+PROBE_SCALARS = {
+    "spread_vs_noise", "noise_separation", "feature_spread", "spread_real", "spread_fake",
+    "feature_separation",
+}  # fmt: skip
 # a barely trained G's near-constant samples leave backbone features dead: singular covariance
 SINGULAR = pytest.mark.filterwarnings("ignore:Matrix is singular")
 
@@ -115,6 +118,21 @@ def test_probe_is_fixed_and_leaves_rng_and_modes_alone(digits16):
     assert scalars["feature_spread"] == pytest.approx(
         feature_spread(expected, expected_fake)["feature_spread"], rel=1e-5
     )
+    # spread_vs_noise, by hand: uniform noise in [-1, 1] from the fixed noise seed, the same
+    # for every run seed, and no G involved
+    assert torch.equal(a.noise, b.noise)
+    noise = torch.rand(40, *images.shape[1:], generator=torch.Generator().manual_seed(20_230_619))
+    assert torch.equal(a.noise, noise * 2 - 1)
+    with torch.no_grad():
+        f_noise = D.features(noise * 2 - 1).flatten(1).double()
+    real64 = expected.double()
+    centre = real64.mean(0)
+    by_hand = (real64 - centre).norm(dim=1).mean() / (centre - f_noise.mean(0)).norm()
+    assert scalars["spread_vs_noise"] == pytest.approx(float(by_hand), rel=1e-5)
+    G2, _ = _nets(seed=3)  # another G: spread_vs_noise unchanged, feature_spread not
+    other, _ = a.measure(D.train(), G2)
+    assert other["spread_vs_noise"] == scalars["spread_vs_noise"]
+    assert other["feature_spread"] != scalars["feature_spread"]
 
 
 def test_probe_takes_all_images_when_fewer_and_refuses_bad_sizes(digits16):

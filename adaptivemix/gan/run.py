@@ -40,14 +40,19 @@ def save_d_features(path: Path, scalars: dict, features: dict, probe: dict) -> P
     return atomic_write(path, lambda f: f.write(buffer.getvalue()))
 
 
-def load_feature_spread(run_dir: Path) -> float | None:
-    """The final ``feature_spread`` of a run, or None for a run without the file (older runs
-    measured no features: the metric is then left out, as other unmeasured metrics are)."""
+#: The shrinkage numbers of the final D that go into a run's metrics, when measured.
+SHRINKAGE_METRICS = ("spread_vs_noise", "feature_spread")
+
+
+def load_shrinkage(run_dir: Path) -> dict[str, float]:
+    """The final shrinkage numbers of a run (:data:`SHRINKAGE_METRICS` its
+    ``d_features.npz`` holds); none for a run without the file (older runs measured no
+    features: the metrics are then left out, as other unmeasured metrics are)."""
     path = Path(run_dir) / D_FEATURES_FILE
     if not path.exists():
-        return None
+        return {}
     with np.load(path) as data:
-        return float(data["feature_spread"])
+        return {name: float(data[name]) for name in SHRINKAGE_METRICS if name in data.files}
 
 
 def run_training(
@@ -92,8 +97,8 @@ def run_evaluation(
     recall with ``pr_k`` neighbours (and ``pr_k`` in the protocol). The samples get random
     noise inputs (``noise_mode`` in the protocol when G has them); ``reference`` may hold
     mirrored reals or another dataset (``reference_xflip``, ``metric_data``).
-    ``feature_spread`` of the final D (from ``d_features.npz``, left out when a run has
-    none). A diverged run gets nulls.
+    ``spread_vs_noise`` and ``feature_spread`` of the final D (from ``d_features.npz``,
+    left out when a run has none). A diverged run gets nulls.
     """
     run_dir = Path(run_dir)
     summary = read_json(run_dir / TRAIN_SUMMARY_FILE)
@@ -110,9 +115,8 @@ def run_evaluation(
         names = ("fid", "kid", *(("modes", "kl_modes") if with_modes else ()))
         names += ("precision", "recall") if pr_k > 0 else ()
         values = dict.fromkeys(names, math.nan)
-    spread = load_feature_spread(run_dir)
-    if spread is not None:
-        values["feature_spread"] = spread if summary["status"] == "ok" else math.nan
+    for name, value in load_shrinkage(run_dir).items():
+        values[name] = value if summary["status"] == "ok" else math.nan
     # noise_mode: the default of evaluate_generator, recorded for Gs that have noise inputs
     noise_mode = "random" if has_noise_inputs(G) else None
     proto = protocol(

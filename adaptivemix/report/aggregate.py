@@ -7,7 +7,8 @@ Per dataset: ``gan_<d>`` (every metric, mean ± std [bootstrap CI]), ``fid_curve
 ``shrinkage_curve_<d>`` (over training, seed bands), ``shrinkage_projection_<d>`` (the
 final D's features in 2-D) and ``samples_<d>``. Across datasets: ``gan_summary``,
 ``generation`` (the paper's layout, methods × datasets), ``gan_paired`` (each method
-against its baseline on the same seeds) and ``bars_fid``.
+against its baseline on the same seeds), ``fid_trend`` (whether each FID curve still falls,
+is flat or turned at the end: :mod:`adaptivemix.report.trend`) and ``bars_fid``.
 
 Runs that diverged are counted, never averaged (:mod:`adaptivemix.report.diverged`): a
 method whose every seed diverged is a table row that says so, and figures draw finished
@@ -37,17 +38,18 @@ from adaptivemix.report.tables import (
     summary_table,
     write_table,
 )
+from adaptivemix.report.trend import curve_trends, trend_layout
 from adaptivemix.report.writers import write_frame
 
 SAMPLES = "samples.png"
 FEATURES = "d_features.npz"
-SPREAD = "feature_spread"
+SPREAD = "spread_vs_noise"
 CURVES = {  # metric -> (file prefix, title)
     "fid": ("fid_curve", "FID during training (line: mean over seeds)"),
     SPREAD: (
         "shrinkage_curve",
-        "Feature-space shrinkage during training: spread of D's real features / "
-        "real-fake centroid distance (lower: tighter)",
+        "Feature-space shrinkage during training: spread of D's real features / distance "
+        "to its features of fixed noise images (lower: tighter)",
     ),
 }
 
@@ -183,6 +185,9 @@ def _write_gan(
         subset = runs[runs["dataset"] == dataset]
         written["figures"] += _dataset_figures(subset, curves, dataset, figures_dir, method_order)
     written["tables"] += _cross_dataset_tables(runs, summary, tables_dir, baseline, method_order)
+    data, shown, markdown = trend_layout(curve_trends(curves, "fid", method_order=method_order))
+    caption = "Where each FID curve stands at the end of training"
+    written["tables"] += write_frame(data, shown, tables_dir / "fid_trend", caption, markdown)
     fid = figures_dir / "bars_fid.png"
     written["figures"] += [bar_figure(summary, "fid", fid, "FID (lower is better)", method_order)]
     return written

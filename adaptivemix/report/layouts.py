@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from adaptivemix.registry import VARIANT_SEPARATOR as SEPARATOR
 from adaptivemix.report.diverged import DIVERGED, OK, all_diverged, all_diverged_mask, unpaired_cell
 from adaptivemix.report.stats import N_BOOT, paired_difference
 from adaptivemix.report.tables import (
@@ -27,9 +26,14 @@ from adaptivemix.report.tables import (
     table_metrics,
 )
 from adaptivemix.report.writers import markdown_table
+from adaptivemix.variant_names import baseline_of
 
-GENERATION_METRICS = ("fid", "kid", "precision", "recall", "modes", "kl_modes", "feature_spread")
-LOWER_IS_BETTER = frozenset({"fid", "kid", "kl_modes", "fpr95", "feature_spread"})
+GENERATION_METRICS = (
+    "fid", "kid", "precision", "recall", "modes", "kl_modes", "spread_vs_noise", "feature_spread",
+)  # fmt: skip
+LOWER_IS_BETTER = frozenset(
+    {"fid", "kid", "kl_modes", "fpr95", "spread_vs_noise", "feature_spread"}
+)
 MISSING = "–"  # a dataset without the metric, or a method not run there
 CONFIDENCE = 0.95
 SUMMARY_KEYS = ("task", "dataset", "arch", "method")
@@ -157,17 +161,6 @@ def generation_layout(
 
 def _markdown(frame: pd.DataFrame) -> str:
     return markdown_table(frame).rstrip("\n")
-
-
-def baseline_of(variant: str, baseline: str) -> str:
-    """The variant ``variant`` is compared with: ``baseline`` with the same augmentations.
-
-    Variants are "method+aug1+aug2" (:mod:`adaptivemix.gan.variants`), so an augmentation
-    is credited to neither side: baseline_of("adaptivemix+ada", "vanilla") is "vanilla+ada".
-    A variant that is its own baseline ("vanilla+ada" for "vanilla") is the reference row.
-    """
-    _, *augments = variant.split(SEPARATOR)
-    return SEPARATOR.join([baseline, *augments])
 
 
 def _seed_values(rows: pd.DataFrame, method: str, metric: str) -> dict[int, float]:

@@ -26,7 +26,7 @@ CORE_METRICS = ("fid", "kid")  # every GAN run has them
 # Only some runs have these (precision/recall when evaluate.pr_k > 0, mode coverage with a
 # classifier backbone, feature spread where measured), so a dataset's tables show them only
 # when its runs do.
-OPTIONAL_METRICS = ("precision", "recall", "modes", "kl_modes", "feature_spread")
+OPTIONAL_METRICS = ("precision", "recall", "modes", "kl_modes", "spread_vs_noise", "feature_spread")
 # Decimals shown in Markdown: FID is O(1-100), KID is O(1e-3-1e-1); precision and recall
 # are fractions; modes is a count averaged over seeds (one decimal), KL over modes
 # O(1e-2-1) nats; feature spread O(1e-2-10).
@@ -38,6 +38,7 @@ PRECISION = {
     "modes": 1,
     "kl_modes": 3,
     "feature_spread": 3,
+    "spread_vs_noise": 3,
 }
 DEFAULT_PRECISION = 3
 ACCURACY_PRECISION = 2  # accuracies in %: every "<name>_acc" column

@@ -12,10 +12,14 @@ from adaptivemix.config import (
     dataset_resolution,
     gan_experiments,
     gan_run_config,
+    gan_sweeps,
     load_workflow_config,
+    metric_dataset,
 )
 from adaptivemix.metrics.backbones import BACKBONE_TRAINERS
 from adaptivemix.registries import DATASETS, OOD_SETS
+from adaptivemix.sweeps import method_of, sweep_runs as sweep_point_runs
+from adaptivemix.variant_names import baseline_of
 
 config.update(load_workflow_config(config))
 OOD_SETS_USED = ood_sets_in_use(config)  # in-distribution set -> its OOD sets
@@ -34,7 +38,8 @@ CLI = f"{shlex.quote(sys.executable)} -m adaptivemix"
 wildcard_constraints:
     dataset="[A-Za-z0-9_-]+",
     arch="[A-Za-z0-9_-]+",
-    method="[A-Za-z0-9_+-]+",
+    method="[A-Za-z0-9_+-]+(@[A-Za-z0-9_.=,+-]+)?",  # a sweep point's options after @
+    sweep="[A-Za-z0-9_-]+",
     oodset="[A-Za-z0-9_-]+",
     seed="[0-9]+",
     split="train|val|test",
@@ -44,6 +49,13 @@ EXPERIMENTS = gan_experiments(config)
 # Every GAN dataset once, in config order, and every method in the order tables show them.
 GAN_DATASETS = list(dict.fromkeys(d for e in EXPERIMENTS for d in e["datasets"]))
 GAN_METHODS = list(dict.fromkeys(m for e in EXPERIMENTS for m in e["methods"]))
+SWEEPS = {sweep["name"]: (sweep, experiment) for sweep, experiment, _ in gan_sweeps(config)}
+GAN_BASELINE = config["report"]["baseline"]["gan"]
+# Limited data: full set -> its cuts (trained sets measured against it, evaluate.metric_data)
+LIMITED_DATA = {}
+for _cut in GAN_DATASETS:
+    if metric_dataset(config, _cut) in GAN_DATASETS and metric_dataset(config, _cut) != _cut:
+        LIMITED_DATA.setdefault(metric_dataset(config, _cut), []).append(_cut)
 
 
 def benchmark_file(rule_name, job):
@@ -58,7 +70,8 @@ def timing_file(rule_name, job):
 
 
 def gan_runs():
-    """Every (dataset, arch, method, seed) of the config: the whole GAN matrix."""
+    """Every (dataset, arch, method, seed) of the GAN matrix (gan.methods on each dataset;
+    sweeps have their own, :func:`sweep_runs`)."""
     return [
         dict(dataset=d, arch=e["arch"], method=m, seed=s)
         for e in EXPERIMENTS
@@ -86,8 +99,24 @@ def launcher(gpus):
     )
 
 
-def run_metrics():
-    return [f"{OUT}/runs/{RUN}/metrics.json".format(**r) for r in gan_runs()]
+def run_metrics(runs=None):
+    return [f"{OUT}/runs/{RUN}/metrics.json".format(**r) for r in (gan_runs() if runs is None else runs)]
+
+
+def sweep_runs(name):
+    """A sweep's grid points and, on the same dataset and seeds, its baseline (trained for the
+    sweep if the matrix does not have it)."""
+    sweep, experiment = SWEEPS[name]
+    runs = sweep_point_runs(sweep, experiment)
+    baseline = baseline_of(sweep["method"], GAN_BASELINE)
+    seeds = list(dict.fromkeys(r["seed"] for r in runs))
+    return runs + [dict(runs[0], method=baseline, seed=s) for s in seeds]
+
+
+def limited_data_runs():
+    """The matrix's runs on every full set and cut of LIMITED_DATA."""
+    sets = {d for full, cuts in LIMITED_DATA.items() for d in (full, *cuts)}
+    return [r for r in gan_runs() if r["dataset"] in sets]
 
 
 def cls_runs():
@@ -127,12 +156,22 @@ def classify_targets():
     return tables + ood + [f"{OUT}/figures/roc_{d}.png" for d in OOD_SETS_USED]
 
 
+def study_targets():
+    """The limited-data table (when a trained set is measured against another trained set)
+    and each sweep's table and figure."""
+    targets = [f"{OUT}/tables/limited_data.md"] if LIMITED_DATA else []
+    for name in SWEEPS:
+        targets += [f"{OUT}/tables/sweep_{name}.md", f"{OUT}/figures/sweep_{name}.png"]
+    return targets
+
+
 def gan_targets():
     datasets = GAN_DATASETS
     if not datasets:
         return []
     return (
-        [f"{OUT}/tables/gan_{d}.md" for d in datasets]
+        study_targets()
+        + [f"{OUT}/tables/gan_{d}.md" for d in datasets]
         + [f"{OUT}/figures/fid_curve_{d}.png" for d in datasets]
         + [f"{OUT}/figures/samples_{d}.png" for d in datasets]
         + [f"{OUT}/tables/gan_summary.csv"]

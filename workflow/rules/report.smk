@@ -16,6 +16,9 @@ REPORT_CAPTIONS = {
     "gan_table": "Table: FID, KID and modes",
     "gan_layout": "Table: generation results in the paper's layout",
     "fid_curve": "Figure: FID over training",
+    "fid_trend": "Table: where each FID curve ends (falling, flat or turned)",
+    "limited_data": "Table: each method's gain on a full set and on its cut",
+    "sweep": "A method's options over a grid (ablation)",
     "samples": "Figure: generated samples",
     "classify_table": "Table: clean and adversarial accuracy",
     "ood_table": "Table: OOD detection",
@@ -66,6 +69,9 @@ def report_tables():
     tables = []
     if GAN_DATASETS:
         tables += [("generation", "gan_layout", "gan", None), ("gan_paired", "paired", "gan", None)]
+        tables += [("fid_trend", "fid_trend", "gan", None)]
+        tables += [("limited_data", "limited_data", "gan", None)] if LIMITED_DATA else []
+        tables += [(f"sweep_{name}", "sweep", "gan", name) for name in SWEEPS]
         tables += [(f"gan_{d}", "gan_table", "gan", d) for d in GAN_DATASETS]
     if cls_runs():
         tables += [(f"classify_{d}", "classify_table", "classify", d) for d in config["classify"]["datasets"]]
@@ -108,7 +114,7 @@ rule aggregate_gan:
         tables=[f"{OUT}/tables/gan_{d}.{ext}" for d in GAN_DATASETS for ext in TABLE_FORMATS],
         layouts=[
             f"{OUT}/tables/{name}.{ext}"
-            for name in ("generation", "gan_paired", "gan_summary")
+            for name in ("generation", "gan_paired", "gan_summary", "fid_trend")
             for ext in TABLE_FORMATS
         ],
         curves=GAN_FIGURES["fid_curve"][0],
@@ -136,6 +142,65 @@ rule aggregate_gan:
     shell:
         CLI + " --timing {params.timing} aggregate --metrics {input.metrics} --out-dir {params.out_dir}"
         " --method-order {params.method_order} --baseline {params.baseline} > {log} 2>&1"
+
+
+# Each method's gain on a full set and on its cut (evaluate.metric_data maps the cut to the full).
+rule aggregate_limited_data:
+    input:
+        metrics=run_metrics(limited_data_runs()),
+    output:
+        [f"{OUT}/tables/limited_data.{ext}" for ext in TABLE_FORMATS],
+    params:
+        out_dir=OUT,
+        groups=json.dumps(LIMITED_DATA),
+        method_order=" ".join(GAN_METHODS),
+        timing=timing_file("aggregate_limited_data", "all"),
+    log:
+        f"{OUT}/logs/aggregate_limited_data.log",
+    benchmark:
+        benchmark_file("aggregate_limited_data", "all")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        CLI + " --timing {params.timing} aggregate-limited-data --metrics {input.metrics}"
+        " --groups {params.groups:q} --method-order {params.method_order}"
+        " --baseline " + GAN_BASELINE + " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+# One gan.sweeps entry: its grid points (and baseline) into a table and a figure.
+rule aggregate_sweep:
+    input:
+        metrics=lambda wildcards: run_metrics(sweep_runs(wildcards.sweep)),
+    output:
+        tables=[f"{OUT}/tables/sweep_{{sweep}}.{ext}" for ext in TABLE_FORMATS],
+        figure=reported(f"{OUT}/figures/sweep_{{sweep}}.png", "sweep", "gan", "{sweep}"),
+        figure_data=[f"{OUT}/figures/sweep_{{sweep}}.{ext}" for ext in ("pdf", "csv")],
+    params:
+        out_dir=OUT,
+        sweep=lambda wildcards: json.dumps(SWEEPS[wildcards.sweep][0]),  # grid keys in config order
+        configured=lambda wildcards: json.dumps(sweep_configured(wildcards.sweep), sort_keys=True),
+        baseline=lambda wildcards: baseline_of(SWEEPS[wildcards.sweep][0]["method"], GAN_BASELINE),
+        timing=timing_file("aggregate_sweep", "{sweep}"),
+    log:
+        f"{OUT}/logs/aggregate_sweep/{{sweep}}.log",
+    benchmark:
+        benchmark_file("aggregate_sweep", "{sweep}")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        CLI + " --timing {params.timing} aggregate-sweep --metrics {input.metrics}"
+        " --sweep {params.sweep:q} --configured {params.configured:q}"
+        " --baseline {params.baseline:q} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+def sweep_configured(name):
+    """The options the sweep's method has in its experiment's gan.method_options."""
+    sweep, experiment = SWEEPS[name]
+    return experiment["method_options"].get(method_of(sweep["method"]), {})
 
 
 # Reproduced vs reported: every claim of the registry against every run of the profile.
