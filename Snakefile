@@ -3,17 +3,19 @@
 #   snakemake --cores all --configfile config/smoke.yaml
 # The config is validated (and its defaults filled) before any job is scheduled.
 # Snakemake reads --configfile itself, before this file runs (`make reproduce` runs
-# `adaptivemix check-config` first for a message naming file and line); its own
-# config/default.yaml is read here first for such a message.
+# `adaptivemix check-config` first for a message naming file and line). Without one, the
+# default profile: config/default.yaml, read here first for such a message. With one, that
+# file alone: Snakemake would otherwise merge it into config/default.yaml key by key, and the
+# default profile's sweeps, cuts and method options would leak into every other profile.
 import os
 
 from adaptivemix.config import load_config_file
 
-if os.path.exists("config/default.yaml"):
-    load_config_file("config/default.yaml")
+if not workflow.overwrite_configfiles:
+    if os.path.exists("config/default.yaml"):
+        load_config_file("config/default.yaml")
 
-
-configfile: "config/default.yaml"
+    configfile: "config/default.yaml"
 
 
 report: "workflow/report/workflow.rst"

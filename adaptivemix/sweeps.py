@@ -23,6 +23,7 @@ This module only handles names and config: it imports neither torch nor pandas.
 from __future__ import annotations
 
 import itertools
+import re
 
 from adaptivemix.errors import ConfigError
 from adaptivemix.registry import VARIANT_SEPARATOR
@@ -35,6 +36,8 @@ __all__ = [
 #: Separates a variant from its point's options in a run's method name.
 POINT_SEPARATOR = "@"
 _PAIR, _ASSIGN = ",", "="
+#: What a grid value may be written with: it becomes part of a run folder's name.
+VALUE_PATTERN = re.compile(r"[A-Za-z0-9_.+-]+")
 
 
 def format_value(value: object) -> str:
@@ -129,6 +132,9 @@ def check_sweep(sweep: dict, key: str, method_options: dict, build_method) -> No
     method = method_of(sweep["method"])
     for name, values in sweep["grid"].items():
         for i, value in enumerate(values):
+            if not VALUE_PATTERN.fullmatch(format_value(value)):
+                expected = f"a value written with {VALUE_PATTERN.pattern} (it names run folders)"
+                raise ConfigError(f"{key}.grid.{name}[{i}]", value, expected)
             try:
                 build_method(method, method_options.get(method, {}) | {name: value})
             except ConfigError as err:

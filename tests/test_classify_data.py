@@ -26,7 +26,11 @@ from adaptivemix.data.cifar import (
     CIFAR100_CLASSES,
     load_pickle,
 )
-from adaptivemix.data.digit_subsets import digit_subset, register_digit_subset
+from adaptivemix.data.digit_subsets import (
+    digit_subset,
+    register_digit_fraction,
+    register_digit_subset,
+)
 from adaptivemix.data.splits import stratified_holdout
 from adaptivemix.errors import ConfigError
 
@@ -61,6 +65,34 @@ def test_digit_subset_relabels_to_positions(digits16):
         expected = torch.tensor([{7: 0, 2: 1, 9: 2, 3: 3}[int(v)] for v in kept])
         assert torch.equal(sub.labels[split], expected)
     assert sub.num_classes == 4
+
+
+def test_digits_25pct_keeps_a_stratified_quarter_of_train_only(digits16):
+    cut = DATASETS.get("digits-25pct")(16)
+    full_train = digits16.images["train"]
+    assert cut.images["train"].shape[0] == round(0.25 * full_train.shape[0]) == 314
+    for split in ("val", "test"):  # whole
+        assert torch.equal(cut.images[split], digits16.images[split])
+    # every kept image is a training digit with its label, none twice
+    flat = full_train.flatten(1)
+    rows = [int((flat == x.flatten()).all(dim=1).nonzero()[0]) for x in cut.images["train"]]
+    assert len(set(rows)) == 314
+    assert torch.equal(cut.labels["train"], digits16.labels["train"][rows])
+    # each class gives floor(n_c / 4) or one more
+    full_counts = torch.bincount(digits16.labels["train"], minlength=10)
+    counts = torch.bincount(cut.labels["train"], minlength=10)
+    assert bool(
+        ((counts - full_counts // 4) >= 0).all() and ((counts - full_counts // 4) <= 1).all()
+    )
+    again = DATASETS.get("digits-25pct")(16)
+    assert torch.equal(again.images["train"], cut.images["train"])  # a fixed cut
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.5])
+def test_bad_digit_fractions_are_refused(fraction):
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        register_digit_fraction("never-registered", fraction)
+    assert "never-registered" not in DATASETS
 
 
 @pytest.mark.parametrize("classes", ["", "01a", "001"])

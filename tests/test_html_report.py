@@ -28,8 +28,9 @@ pytestmark = pytest.mark.heavy
 
 # The tasks the smoke profile runs, named as the report's categories (workflow/rules/report.smk).
 SMOKE_CATEGORIES = {
-    "Generation (GAN)": {"digits", "stacked-digits", "all datasets"},
-    "Feature-space shrinkage": {"digits", "stacked-digits"},
+    # "ablation": the smoke profile's sweep (its table and figure)
+    "Generation (GAN)": {"digits", "stacked-digits", "digits-25pct", "all datasets", "ablation"},
+    "Feature-space shrinkage": {"digits", "stacked-digits", "digits-25pct"},
     "Classification & robustness": {"digits-0to5", "all datasets"},
     "Out-of-distribution detection": {"digits-0to5"},
     "Claims: reproduced vs reported": {"all datasets"},

@@ -85,6 +85,7 @@ def test_the_baseline_of_a_point_keeps_the_augmentations_only():
         ({"method": "adaptivemix+nope"}, "gan.sweeps[0].method", "replaced by one of"),
         ({"name": "a/b"}, "gan.sweeps[0].name", "pattern"),
         ({"grid": {}}, "gan.sweeps[0].grid", ""),
+        ({"grid": {"distance": ["cosine", "a b"]}}, "gan.sweeps[0].grid.distance[1]", "folders"),
     ],
 )
 def test_bad_sweeps_are_refused_naming_the_key(changes, key, fragment):

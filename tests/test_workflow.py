@@ -26,13 +26,30 @@ def test_smoke_dag_writes_tables_and_figures(smoke_run):
 
 
 @pytest.mark.slow
+def test_smoke_dag_writes_the_trend_limited_data_and_sweep_reports(smoke_run):
+    out, _, _ = smoke_run
+    trend = (out / "tables/fid_trend.md").read_text()
+    for dataset in ("digits", "digits-25pct", "stacked-digits"):
+        assert f"| {dataset} " in trend
+    limited = (out / "tables/limited_data.md").read_text()
+    assert "| digits     | digits-25pct | adaptivemix |" in limited
+    sweep = (out / "tables/sweep_ablation.md").read_text()
+    assert "(configured)" in sweep and "| 0.2 " in sweep  # the configured point and the other
+    with Image.open(out / "figures/sweep_ablation.png") as image:
+        assert image.width > 300
+    for stem in ("fid_trend", "limited_data", "sweep_ablation"):
+        assert (out / f"tables/{stem}.html").exists()  # listed in the report
+
+
+@pytest.mark.slow
 def test_every_run_records_metrics_protocol_and_provenance(smoke_run):
     out, _, _ = smoke_run
     metrics = sorted(out.glob("runs/gan/*/dcgan/*/seed*/metrics.json"))
-    assert len(metrics) == 8  # 2 datasets × 2 methods × 2 seeds
+    assert len(metrics) == 14  # 3 datasets × 2 methods × 2 seeds + the sweep's other point
+    # the cut is measured against every training digit (evaluate.metric_data)
     n_real, n_modes = (
-        {"digits": 1257, "stacked-digits": 10000},
-        {"digits": 10, "stacked-digits": 1000},
+        {"digits": 1257, "stacked-digits": 10000, "digits-25pct": 1257},
+        {"digits": 10, "stacked-digits": 1000, "digits-25pct": 10},
     )
     for path in metrics:
         record = read_json(path)
@@ -42,6 +59,8 @@ def test_every_run_records_metrics_protocol_and_provenance(smoke_run):
         assert record["protocol"]["n_gen"] == 300
         assert record["protocol"]["n_real"] == n_real[record["dataset"]]
         assert record["protocol"]["n_modes"] == n_modes[record["dataset"]]
+        cut = record["dataset"] == "digits-25pct"
+        assert record["protocol"].get("metric_data") == ("digits" if cut else None)
         assert record["provenance"]["libraries"]["torch"].startswith("2.14.1")
         assert record["config"]["seed"] == int(path.parent.name.removeprefix("seed"))
         assert (path.parent / "done").exists()
@@ -50,14 +69,17 @@ def test_every_run_records_metrics_protocol_and_provenance(smoke_run):
     fingerprints = {
         (read_json(p)["dataset"], read_json(p)["protocol_fingerprint"]) for p in metrics
     }
-    assert len(fingerprints) == 2  # one protocol per dataset
+    assert len(fingerprints) == 3  # one protocol per dataset
+    sweep_point = out / "runs/gan/digits-25pct/dcgan/adaptivemix@alpha=1.0,noise_std=0.2/seed0"
+    options = read_json(sweep_point / "metrics.json")["config"]["method_options"]
+    assert options["adaptivemix"] == {"alpha": 1.0, "noise_std": 0.2}
 
 
 @pytest.mark.slow
 def test_jobs_are_benchmarked_and_checkpoints_live_outside_outputs(smoke_run):
     out, _, _ = smoke_run
-    assert len(list(out.glob("benchmarks/train_gan/**/*.tsv"))) == 8
-    assert len(list(out.glob("state/gan/*/dcgan/*/seed*/checkpoint.pt"))) == 8
+    assert len(list(out.glob("benchmarks/train_gan/**/*.tsv"))) == 14
+    assert len(list(out.glob("state/gan/*/dcgan/*/seed*/checkpoint.pt"))) == 14
     summary = read_json(out / "backbones/digits-cnn/summary.json")
     assert summary["test_accuracy"] > 0.9
 
@@ -78,9 +100,11 @@ def test_adding_a_method_adds_only_its_jobs(smoke_run, repo_root, tmp_path):
     result = snakemake(repo_root, workdir, "-n", "--configfile", config, str(extra))
     text = result.stdout + result.stderr
     assert result.returncode == 0, text[-2000:]
-    # seed 2 of both methods on both datasets: one train-and-evaluate job each, then the
-    # aggregate, the claims matched against every run and the report's table pages
-    expected = {"train_gan": 4, "aggregate_gan": 1, "claims": 1, "report_tables": 1, "all": 1}
+    # seed 2 of both methods on the three datasets and of the sweep's other point (a sweep
+    # without seeds takes the experiment's): one train-and-evaluate job each, then the
+    # aggregates, the claims matched against every run and the report's table pages
+    expected = {"train_gan": 7, "aggregate_gan": 1, "aggregate_limited_data": 1,
+                "aggregate_sweep": 1, "claims": 1, "report_tables": 1, "all": 1}  # fmt: skip
     assert job_counts(text) == expected
 
 
@@ -124,7 +148,7 @@ def test_every_job_records_its_time_and_the_overhead_adds_up(smoke_run):
     out, _, _ = smoke_run
     benchmarks = sorted(out.glob("benchmarks/**/*.tsv"))
     rules = {p.relative_to(out / "benchmarks").parts[0] for p in benchmarks}
-    assert len(benchmarks) == 24  # every job of the smoke DAG but `all`
+    assert len(benchmarks) == 33  # every job of the smoke DAG but `all`
     assert "train_gan" in rules and "aggregate_gan" in rules and "prepare_dataset" in rules
     for path in benchmarks:
         rule = path.relative_to(out / "benchmarks").parts[0]

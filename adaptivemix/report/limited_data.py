@@ -24,6 +24,7 @@ from adaptivemix.report.tables import format_mean_std, precision_of, rank_order
 from adaptivemix.report.writers import write_frame
 
 STEM = "limited_data"
+BASELINE_CELL = "(baseline)"
 
 
 def _gap(rows: pd.DataFrame, method: str, baseline: str, metric: str) -> dict[int, float]:
@@ -85,11 +86,13 @@ def _row(rows, full, cut, method, baseline, metric, digits) -> tuple[dict, dict]
         record |= {f"{label}_mean": stats["mean"], f"{label}_std": stats["std"],
                    f"{label}_n": stats["n"]}  # fmt: skip
         shown[f"{metric} {label}"] = format_mean_std(stats["mean"], stats["std"], digits)
+        shown[f"− {baseline}, {label}"] = BASELINE_CELL
         if method != baseline:
             record |= {
                 f"{label}_diff_{k}": diff[k] for k in ("diff_mean", "ci_low", "ci_high", "n_pairs")
             }
             shown[f"− {baseline}, {label}"] = format_paired(diff, digits)
+    shown["change (cut − full)"] = BASELINE_CELL
     if method != baseline:
         change = paired_difference(
             _gap(cut_rows, method, baseline, metric), _gap(full_rows, method, baseline, metric),
