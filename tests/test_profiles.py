@@ -54,6 +54,6 @@ def test_a_profile_takes_nothing_from_the_default_one(project, profile, runs):
 @pytest.mark.slow
 def test_without_a_configfile_the_default_profile_runs(project):
     counts = job_counts(dry_run(project))
-    # 10 methods × 3 seeds on digits; 5 methods × 3 seeds on 2 classification sets
-    assert counts["train_gan"] == 30 and counts["train_classifier"] == 30
-    assert "aggregate_sweep" not in counts and "aggregate_limited_data" not in counts
+    # 10 methods × 3 seeds on digits, 2 × 3 on the cut; 5 methods × 3 seeds on 2 classification sets
+    assert counts["train_gan"] == 36 and counts["train_classifier"] == 30
+    assert counts["aggregate_limited_data"] == 1 and "aggregate_sweep" not in counts

@@ -71,8 +71,35 @@ def test_report_commands_never_import_torch(smoke_run, tmp_path):
     cls = sorted(str(p) for p in out.glob("runs/classify/*/*/*/seed*/metrics.json"))
     ood = [p.replace("metrics.json", "ood.json") for p in cls]
     claims = ("--claims", "config/claims.csv", "--out-dir", str(tmp_path))
+    cut = [p for p in gan if "/digits/" in p or "/digits-25pct/" in p]
+    sweep = json.dumps({"name": "s", "method": "adaptivemix", "dataset": "digits-25pct",
+                        "grid": {"noise_std": [0.05, 0.2], "alpha": [1.0]}})  # fmt: skip
     commands = [
         ("aggregate", "--metrics", *gan, "--out-dir", str(tmp_path / "gan")),
+        (
+            "aggregate-sweep",
+            "--metrics",
+            *cut,
+            "--sweep",
+            sweep,
+            "--configured",
+            '{"alpha": 1.0, "noise_std": 0.05}',
+            "--baseline",
+            "vanilla",
+            "--out-dir",
+            str(tmp_path / "sweep"),
+        ),
+        (
+            "aggregate-limited-data",
+            "--metrics",
+            *cut,
+            "--groups",
+            '{"digits": ["digits-25pct"]}',
+            "--baseline",
+            "vanilla",
+            "--out-dir",
+            str(tmp_path / "cut"),
+        ),
         ("aggregate-classify", "--metrics", *cls, "--ood", *ood, "--out-dir", str(tmp_path)),
         ("claims", "--metrics", *gan, *cls, *claims),
     ]
@@ -81,6 +108,8 @@ def test_report_commands_never_import_torch(smoke_run, tmp_path):
         assert "pandas" in modules  # it did its work
         assert "torch" not in modules, argv[0]
     assert (tmp_path / "gan/tables/gan_digits.md").exists()
+    assert (tmp_path / "sweep/figures/sweep_s.png").exists()
+    assert (tmp_path / "cut/tables/limited_data.md").exists()
 
 
 def _gan_job(out, tmp_path, repo_root, n_gen: int) -> set[str]:
