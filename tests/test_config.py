@@ -18,8 +18,9 @@ import yaml
 from adaptivemix.config import gan_run_config, load_workflow_config
 from adaptivemix.errors import ConfigError
 from adaptivemix.preflight import missing_inputs
+from tests.helpers import smoke_config
 
-SMOKE = yaml.safe_load((Path(__file__).parent.parent / "config/smoke.yaml").read_text())
+SMOKE = smoke_config()
 
 
 def with_change(path: str, value):

@@ -50,16 +50,18 @@ def gan_run(root: Path, dataset: str, method: str, seed: int, fid: float | None)
     run_dir = root / "runs/gan" / dataset / "dcgan" / method / f"seed{seed}"
     run_dir.mkdir(parents=True)
     ok = fid is not None
-    metrics = {"fid": fid, "kid": 0.01 if ok else None, "feature_spread": 0.5 if ok else None}
+    metrics = {"fid": fid, "kid": 0.01 if ok else None, "feature_spread": 0.5 if ok else None,
+               "spread_vs_noise": 0.2 if ok else None}  # fmt: skip
     write_json(run_dir / "metrics.json", {
         "task": "gan", "dataset": dataset, "arch": "dcgan", "method": method, "seed": seed,
         "status": "ok" if ok else "diverged", "diverged_at_step": None if ok else 30,
         "steps": 40 if ok else 29, "train_seconds": 1.0, "metrics": metrics,
         "protocol": PROTOCOL, "protocol_fingerprint": "fp",
     })  # fmt: skip
-    log = [{"step": 10, "fid": 50.0 + seed, "feature_spread": 0.7}, {"step": 20, "d_loss": 1.0}]
+    log = [{"step": 10, "fid": 50.0 + seed, "feature_spread": 0.7, "spread_vs_noise": 0.3},
+           {"step": 20, "d_loss": 1.0}]  # fmt: skip
     log += (
-        [{"step": 40, "fid": fid, "feature_spread": 0.5}]
+        [{"step": 40, "fid": fid, "feature_spread": 0.5, "spread_vs_noise": 0.2}]
         if ok
         else [{"step": 30, "status": "diverged"}]
     )
@@ -69,7 +71,8 @@ def gan_run(root: Path, dataset: str, method: str, seed: int, fid: float | None)
     if not ok:  # a D whose weights blew up gives NaN features
         real, fake = np.full_like(real, np.nan), np.full_like(fake, np.nan)
     np.savez(run_dir / "d_features.npz", real=real, fake=fake,
-             feature_spread=np.float64(0.5 if ok else np.nan))  # fmt: skip
+             feature_spread=np.float64(0.5 if ok else np.nan),
+             spread_vs_noise=np.float64(0.2 if ok else np.nan))  # fmt: skip
     pixels = rng.integers(0, 256, (16, 16), dtype=np.uint8)
     Image.fromarray(pixels).save(run_dir / "samples.png")
     return run_dir / "metrics.json"
@@ -243,7 +246,7 @@ def test_bars_leave_out_diverged_methods_with_a_note(gan_runs, tmp_path, capsys)
 def test_aggregate_gan_writes_every_file_with_diverged_rows(gan_runs, tmp_path, capsys) -> None:
     tables, figures = tmp_path / "tables", tmp_path / "figures"
     written = aggregate_gan(gan_runs, tables, figures, ["vanilla", "blowup"])
-    names = ("gan_digits", "gan_letters", "gan_summary", "generation", "gan_paired")
+    names = ("gan_digits", "gan_letters", "gan_summary", "generation", "gan_paired", "fid_trend")
     assert {p.name for p in written["tables"]} == {f"{n}.{x}" for n in names
                                                     for x in ("csv", "md", "tex")}  # fmt: skip
     expected = {"bars_fid.png"} | {f"samples_{d}.png" for d in ("digits", "letters")}

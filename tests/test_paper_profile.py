@@ -54,11 +54,12 @@ def test_paper_dry_run_builds_the_whole_matrix_without_any_data(repo_root, tmp_p
     assert result.returncode == 0, text[-3000:]
     gan_runs = sum(d * m * s for d, m, s in GAN_MATRIX.values())
     # 5 references: ffhq256 and afhq-cat with mirrored reals (--mirror=1; ffhq256-5k is
-    # measured against ffhq256's, evaluate.metric_data), LSUN's two and cifar10-gan's plain
+    # measured against ffhq256's, evaluate.metric_data), LSUN's two and cifar10-gan's plain;
+    # ffhq256-5k is a cut of ffhq256, so the limited-data table is made too
     assert job_counts(text) == {
         "prepare_dataset": 6, "install_backbone": 1, "install_perceptual": 1,
         "reference_stats": 5,
-        "train_gan": gan_runs, "aggregate_gan": 1,
+        "train_gan": gan_runs, "aggregate_gan": 1, "aggregate_limited_data": 1,
         "prepare_cls_dataset": 2, "train_classifier": 30,
         "prepare_ood_set": 22, "aggregate_classify": 1, "claims": 1, "report_tables": 1,
         "all": 1,

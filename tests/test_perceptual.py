@@ -17,7 +17,6 @@ import lpips
 import pytest
 import torch
 import torchvision
-import yaml
 
 from adaptivemix.config import load_workflow_config
 from adaptivemix.errors import ConfigError
@@ -33,6 +32,7 @@ from adaptivemix.metrics.perceptual import (
 )  # fmt: skip
 from adaptivemix.preflight import perceptual_problems
 from adaptivemix.provenance import sha256_file
+from tests.helpers import smoke_config
 
 KEY = "gan.method_options.glead.perceptual"
 SHIFT = torch.tensor([-0.030, -0.088, -0.188], dtype=torch.float64).view(1, 3, 1, 1)
@@ -263,7 +263,7 @@ def test_the_workflow_copy_is_verified_first(trunk_file, tmp_path):
 
 # --- through the config validator and the start-up check -----------------------------------
 
-SMOKE = yaml.safe_load((Path(__file__).parent.parent / "config/smoke.yaml").read_text())
+SMOKE = smoke_config()
 
 
 def glead_config(perceptual: str, resolution: int = 32, files: dict | None = None) -> dict:

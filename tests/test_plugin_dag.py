@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.helpers import copy_project
+from tests.helpers import copy_project, smoke_config
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def project_with_new_plugin(tmp_path_factory, repo_root):
     readme = (repo_root / "README.md").read_text()
     block = re.search(r"```python\n(# baselines/flipmix.py\n.*?)```", readme, re.DOTALL)
     (copy / "baselines/flipmix.py").write_text(block.group(1))
-    config = yaml.safe_load((repo_root / "config/smoke.yaml").read_text())
+    config = smoke_config()
     config["profile"] = "plugin"
     config["data"]["datasets"] = ["digits"]
     config["classify"]["datasets"] = []  # the GAN track alone: the plugin is a GAN method

@@ -280,7 +280,7 @@ def test_aggregate_gan_end_to_end(two_methods: list[Path], tmp_path: Path) -> No
     tables, figures = tmp_path / "tables", tmp_path / "figures"
     order = ["adaptivemix", "baseline"]
     written = aggregate_gan([*two_methods, *extra], tables, figures, order, baseline="baseline")
-    names = ("gan_digits", "gan_letters", "gan_summary", "generation", "gan_paired")
+    names = ("gan_digits", "gan_letters", "gan_summary", "generation", "gan_paired", "fid_trend")
     expected_tables = {f"{n}.{x}" for n in names for x in ("csv", "md", "tex")}
     expected_figures = {
         f"{name}_{d}.{x}"

@@ -72,7 +72,7 @@ def curve_trends(
              "tolerance": tolerance}
         )  # fmt: skip
     table = pd.DataFrame(records, columns=list(TREND_COLUMNS))
-    rank = rank_order(table["method"], method_order)
+    rank = rank_order(table["method"], method_order or ())
     return table.sort_values(
         ["dataset", "arch", "method"], key=lambda c: c.map(rank) if c.name == "method" else c,
         kind="stable",
