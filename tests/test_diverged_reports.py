@@ -35,7 +35,7 @@ from adaptivemix.report.layouts import generation_layout, paired_layout
 from adaptivemix.report.selection_bias import selection_bias_table
 from adaptivemix.report.shrinkage import pca_2d, projection_figure
 from adaptivemix.report.tables import format_shown, summary_table
-from tests.helpers import copy_project
+from tests.helpers import copy_project, smoke_config
 
 PROTOCOL = {"backbone": "digits-cnn", "resize": "native", "n_gen": 300, "n_real": 1257,
             "reference_split": "train"}  # fmt: skip
@@ -377,7 +377,7 @@ def diverging_project(tmp_path_factory, repo_root):
     copy = tmp_path_factory.mktemp("project")
     copy_project(repo_root, copy)
     (copy / "baselines/diverging.py").write_text(DIVERGING_PLUGIN)
-    config = yaml.safe_load((repo_root / "config/smoke.yaml").read_text())
+    config = smoke_config()
     config["profile"] = "diverged"
     config["data"]["datasets"] = ["digits"]
     config["gan"].update(methods=["vanilla", "blowup"], seeds=[0, 1], steps=20, eval_every=10,

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.heavy
 # and one classifier run: every rule of the DAG still runs once, as its own SLURM job.
 ONE_RUN_EACH = """\
 data: {datasets: [digits]}
-gan: {methods: [adaptivemix], seeds: [0]}
+gan: {methods: [adaptivemix], seeds: [0], sweeps: []}
 classify: {methods: [adaptivemix], seeds: [0]}
 ood: {sets: {digits-0to5: [noise]}}
 """
