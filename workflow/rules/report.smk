@@ -18,7 +18,8 @@ REPORT_CAPTIONS = {
     "fid_curve": "Figure: FID over training",
     "fid_trend": "Table: where each FID curve ends (falling, flat or turned)",
     "limited_data": "Table: each method's gain on a full set and on its cut",
-    "sweep": "A method's options over a grid (ablation)",
+    "sweep": "Figure: a method's options over a grid (ablation)",
+    "sweep_table": "Table: a method's options over a grid (ablation)",
     "samples": "Figure: generated samples",
     "classify_table": "Table: clean and adversarial accuracy",
     "ood_table": "Table: OOD detection",
@@ -71,7 +72,7 @@ def report_tables():
         tables += [("generation", "gan_layout", "gan", None), ("gan_paired", "paired", "gan", None)]
         tables += [("fid_trend", "fid_trend", "gan", None)]
         tables += [("limited_data", "limited_data", "gan", None)] if LIMITED_DATA else []
-        tables += [(f"sweep_{name}", "sweep", "gan", name) for name in SWEEPS]
+        tables += [(f"sweep_{name}", "sweep_table", "gan", name) for name in SWEEPS]
         tables += [(f"gan_{d}", "gan_table", "gan", d) for d in GAN_DATASETS]
     if cls_runs():
         tables += [(f"classify_{d}", "classify_table", "classify", d) for d in config["classify"]["datasets"]]
