@@ -106,13 +106,14 @@ def sweep_figure(
     first, rest = keys[0], keys[1:]
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     plotted = []
+    names = {tuple(sorted(v.items())): n for v, n in grid_points(sweep, configured)}
     for other in itertools.product(*(sweep["grid"][k] for k in rest)):
         fixed = dict(zip(rest, other, strict=True))
         label = ", ".join(f"{k}={v}" for k, v in fixed.items()) or sweep["method"]
         xs, means, stds = [], [], []
         for i, value in enumerate(sweep["grid"][first]):
             point = {first: value, **fixed}
-            method = _name_of(sweep, configured, point)
+            method = names[tuple(sorted(point.items()))]
             stats = mean_std_ci(runs.loc[(runs["method"] == method) & (runs["status"] == "ok"),
                                          metric])  # fmt: skip
             xs.append(i)
@@ -121,7 +122,7 @@ def sweep_figure(
             plotted.append({**point, "method": method, "mean": stats["mean"],
                             "std": stats["std"], "n_seeds": stats["n"]})  # fmt: skip
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=label)
-    _draw_baseline(ax, runs, baseline, metric, len(sweep["grid"][first]))
+    _draw_baseline(ax, runs, baseline, metric)
     ax.set_xticks(range(len(sweep["grid"][first])), [str(v) for v in sweep["grid"][first]])
     ax.set_xlabel(first)
     ax.set_ylabel(f"{metric.upper()} (lower is better)")
@@ -134,14 +135,7 @@ def sweep_figure(
     return png
 
 
-def _name_of(sweep: dict, configured: dict, point: dict) -> str:
-    for values, name in grid_points(sweep, configured):
-        if values == point:
-            return name
-    raise KeyError(point)
-
-
-def _draw_baseline(ax, runs: pd.DataFrame, baseline: str, metric: str, width: int) -> None:
+def _draw_baseline(ax, runs: pd.DataFrame, baseline: str, metric: str) -> None:
     values = runs.loc[(runs["method"] == baseline) & (runs["status"] == "ok"), metric].dropna()
     if values.empty:
         return

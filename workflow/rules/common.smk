@@ -53,9 +53,9 @@ SWEEPS = {sweep["name"]: (sweep, experiment) for sweep, experiment, _ in gan_swe
 GAN_BASELINE = config["report"]["baseline"]["gan"]
 # Limited data: full set -> its cuts (trained sets measured against it, evaluate.metric_data)
 LIMITED_DATA = {}
-for _cut in GAN_DATASETS:
-    if metric_dataset(config, _cut) in GAN_DATASETS and metric_dataset(config, _cut) != _cut:
-        LIMITED_DATA.setdefault(metric_dataset(config, _cut), []).append(_cut)
+for _cut, _full in ((d, metric_dataset(config, d)) for d in GAN_DATASETS):
+    if _full != _cut and _full in GAN_DATASETS:
+        LIMITED_DATA.setdefault(_full, []).append(_cut)
 
 
 def benchmark_file(rule_name, job):
