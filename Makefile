@@ -23,10 +23,12 @@ reproduce: $(BIN)/adaptivemix
 report: $(BIN)/adaptivemix
 	$(BIN)/snakemake --report results/$(PROFILE)/report.html --configfile config/$(PROFILE).yaml
 
-# The fast tier (every unit, registry and shrunken-DAG test; about 12 minutes on 2 cores).
+# The fast tier (every unit, registry and shrunken-DAG test; about 12 minutes on 2 cores), one
+# pytest-xdist worker per core; the tests of the shared smoke DAG keep to one worker.
 test: $(BIN)/adaptivemix
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest --benchmark-disable -m "not heavy" --durations=25
+	$(BIN)/python -m pytest --benchmark-disable -m "not heavy" --durations=25 \
+		-n auto --dist loadgroup
 
 # Then the slow tier: the default profile rerun against the reference outputs, a real SLURM
 # cluster, the HTML report in Chromium, and every other test over about a minute.

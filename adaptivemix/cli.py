@@ -146,6 +146,7 @@ def cmd_train_gan(args) -> None:
         print(f"adaptivemix: {err}", file=sys.stderr)
         raise SystemExit(PREEMPTED_EXIT_CODE) from None
     args.work.add("train", summary["session_seconds"])
+    args.work.add("evaluate", summary["session_eval_seconds"])
     if args.n_gen and _rank_zero():
         args.device = cfg.device
         cmd_evaluate_gan(args)
@@ -229,7 +230,7 @@ def cmd_evaluate_classifier(args) -> None:
 
 
 def cmd_prepare_ood_set(args) -> None:
-    from adaptivemix.ood.run import prepare_ood_set
+    from adaptivemix.ood.prepare import prepare_ood_set
 
     prepare_ood_set(args.name, args.id_dataset_file, json.loads(args.source), args.out)
 
@@ -382,7 +383,7 @@ def _classify_parsers(sub) -> None:
     p = _command(sub, "evaluate-classifier", cmd_evaluate_classifier, modules=CLASSIFIER)
     _args(p, "--run-dir", "--dataset-file", "--device")
     _classifier_evaluation_args(p, required=True)
-    p = _command(sub, "prepare-ood-set", cmd_prepare_ood_set, modules=("adaptivemix.ood.run",))
+    p = _command(sub, "prepare-ood-set", cmd_prepare_ood_set, modules=("adaptivemix.ood.prepare",))
     _args(p, "--name", "--id-dataset-file", "--out")
     p.add_argument("--source", default="{}", help="JSON: the config's sources.<key>")
 

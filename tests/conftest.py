@@ -49,3 +49,14 @@ def smoke_run(tmp_path_factory, repo_root):
     result = snakemake(repo_root, workdir, "--cores", "2", "--configfile", config)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir / "results/smoke", workdir, config
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(config, items) -> None:
+    """Under pytest-xdist (``make test`` runs a worker per core): the tests that read the
+    session's smoke DAG share one worker, so the DAG is built once; the tests marked ``slow``
+    (the shrunken DAGs) start first, so the longest ones do not end the run alone."""
+    for item in items:
+        if "smoke_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("smoke-dag"))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -32,7 +32,7 @@ def snakemake(repo_root: Path, workdir: Path, *args: str) -> subprocess.Complete
     """The real Snakemake on this repository's Snakefile, in ``workdir``."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(repo_root / "Snakefile"),
                "--directory", str(workdir), *args]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo_root)
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800, cwd=repo_root)
 
 
 #: What a copy of the project needs to run its workflow.

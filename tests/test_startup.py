@@ -156,3 +156,16 @@ def test_classifier_job_imports_no_timm_or_plotting(smoke_run, tmp_path, repo_ro
     # scikit-learn's ROC/PR metrics score the OOD detectors, and import pandas themselves
     heavy = sorted((set(NOT_FOR_TRAINING) - {"pandas"}) & modules)
     assert heavy == [], f"an ERM classifier job imported {heavy}"
+
+
+@pytest.mark.slow
+def test_ood_set_job_imports_no_metrics_library(smoke_run, tmp_path, repo_root):
+    out, _, _ = smoke_run
+    modules = imported_by(
+        "--threads", "1", "prepare-ood-set", "--name", "noise",
+        "--id-dataset-file", str(out / "data/classify/digits-0to5/dataset.pt"),
+        "--source", "{}", "--out", str(tmp_path / "noise.pt"), cwd=repo_root,
+    )  # fmt: skip
+    assert (tmp_path / "noise.pt").exists()
+    heavy = sorted({*NOT_FOR_TRAINING, "sklearn"} & modules)
+    assert heavy == [], f"preparing an OOD set imported {heavy}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 import torch
@@ -102,3 +103,71 @@ def test_divergence_is_recorded_and_outputs_still_written(tmp_path, digits16):
     assert last == {"step": summary["diverged_at_step"], "status": "diverged"}
     assert (tmp_path / "nan/run/samples.png").exists()
     assert not math.isnan(written["train_seconds"])
+
+
+def test_evaluation_time_is_counted_apart_from_training(tmp_path, digits16):
+    """The evaluate hook's and on_finish's wall time goes to ``session_eval_seconds``, not to
+    ``train_seconds`` or the log's ``time_s`` (the overhead report counts it as work)."""
+    pause = 0.15
+
+    def slow_stats(G, D):
+        time.sleep(pause)
+        return pixel_stats(G, D)
+
+    cfg = tiny_run_config(steps=4, eval_every=2)  # evaluations at steps 2 and 4
+    started = time.perf_counter()
+    summary = train_gan(
+        cfg, digits16, tmp_path / "run", tmp_path / "state", evaluate=slow_stats,
+        on_finish=lambda G, D, just_evaluated: time.sleep(pause),
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    assert summary["session_eval_seconds"] >= 3 * pause
+    assert summary["train_seconds"] + summary["session_eval_seconds"] <= wall
+    assert summary["session_seconds"] == summary["train_seconds"]
+    times = [r["time_s"] for r in read_jsonl(tmp_path / "run/log.jsonl")]
+    assert times[-1] <= summary["train_seconds"] and times[-1] < wall - 3 * pause
+
+
+def networks_seen(G, D) -> dict:
+    return pixel_stats(G, D) | {"d_sum": float(sum(p.detach().sum() for p in D.parameters()))}
+
+
+class FinishProbe:
+    """Records each evaluate call's values and what on_finish is told and sees."""
+
+    def __init__(self) -> None:
+        self.last: dict | None = None
+        self.finish: list[tuple[bool, dict]] = []
+
+    def evaluate(self, G, D) -> dict:
+        self.last = networks_seen(G, D)
+        return self.last
+
+    def on_finish(self, G, D, just_evaluated: bool) -> None:
+        self.finish.append((just_evaluated, networks_seen(G, D)))
+
+
+def finish_run(tmp_path, digits, cfg, hooks: FinishProbe, callbacks=()):
+    return train_gan(
+        cfg, digits, tmp_path / "run", tmp_path / "state", evaluate=hooks.evaluate,
+        callbacks=callbacks, on_finish=hooks.on_finish,
+    )  # fmt: skip
+
+
+def test_on_finish_is_told_when_the_last_evaluation_saw_the_final_networks(tmp_path, digits16):
+    hooks = FinishProbe()
+    finish_run(tmp_path / "a", digits16, tiny_run_config(steps=4, eval_every=4), hooks)
+    assert hooks.finish == [(True, hooks.last)]  # a run that ended evaluates its last step
+
+    killed = FinishProbe()  # dies right after the step-4 checkpoint: nothing left to train
+    with pytest.raises(SimulatedKillError):
+        finish_run(tmp_path / "b", digits16, tiny_run_config(steps=4), killed, [kill_at(4)])
+    resumed = FinishProbe()
+    summary = finish_run(tmp_path / "b", digits16, tiny_run_config(steps=4), resumed)
+    assert summary["resumed_from_step"] == 4
+    assert resumed.last is None and [flag for flag, _ in resumed.finish] == [False]
+
+    diverging = FinishProbe()
+    cfg = tiny_run_config(lr_d=1e30, lr_g=1e30, steps=50, eval_every=1)
+    assert finish_run(tmp_path / "c", digits16, cfg, diverging)["status"] == "diverged"
+    assert [flag for flag, _ in diverging.finish] == [False]

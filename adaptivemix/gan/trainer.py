@@ -12,7 +12,7 @@ Every ``log_every`` steps a JSON line is appended to the live log, every ``eval_
 steps the ``evaluate`` callable measures the EMA generator and the discriminator
 (``evaluate(G_ema, D)``: FID, D's feature spread...), and every ``checkpoint_every`` steps
 the full state is saved atomically. After training (also when a resumed run had no step
-left), rank 0 hands the final networks to ``on_finish(G_ema, D)`` before the outputs are
+left), rank 0 hands the final networks to ``on_finish`` (see :data:`Finish`) before the outputs are
 written. A non-finite loss stops the run cleanly with ``status: diverged``. SIGTERM saves a
 checkpoint at the end of the step in progress and raises :class:`Preempted`; torchrun
 launches train data-parallel (both in :mod:`adaptivemix.gan.distributed`). Rank 0 holds the
@@ -65,9 +65,11 @@ __all__ = ["Preempted", "TrainState", "build_state", "train_gan", "train_step"]
 
 #: ``evaluate(G_ema, D) -> {name: value}``: the values join the evaluation step's log row.
 Evaluate = Callable[[torch.nn.Module, torch.nn.Module], dict[str, float]]
-#: ``on_finish(G_ema, D)``: called once on rank 0 with the final networks (e.g. to save
-#: what D's features look like at the end).
-Finish = Callable[[torch.nn.Module, torch.nn.Module], None]
+#: ``on_finish(G_ema, D, just_evaluated)``: called once on rank 0 with the final networks
+#: (e.g. to save what D's features look like at the end); ``just_evaluated`` is true when the
+#: last ``evaluate`` call of this process saw these very networks (a run that ended normally
+#: evaluates its last step), so a hook may reuse what that call measured.
+Finish = Callable[[torch.nn.Module, torch.nn.Module, bool], None]
 
 
 @dataclass
@@ -80,7 +82,9 @@ class TrainState:
     generator: torch.Generator
     augment: AugmentPipeline
     step: int = 0
-    elapsed_s: float = 0.0  # training wall time, summed over resumed sessions
+    elapsed_s: float = 0.0  # training wall time (evaluations left out), summed over sessions
+    session_eval_s: float = 0.0  # this process's evaluation time (not checkpointed)
+    evaluated_step: int | None = None  # the step this process last evaluated at
     pl_mean: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # path length's a
     amp_dtype: torch.dtype | None = None  # autocast dtype of the forward passes, None: off
     scalers: dict[str, torch.amp.GradScaler] | None = None  # "d"/"g" with float16 autocast
@@ -326,6 +330,10 @@ def _train(cfg, dataset, run_dir, state_dir, hooks, env, dist) -> dict:
         distributed.broadcast_module(net, dist)
     reals = dataset.images["train"].to(cfg.device)
     status = _run_loop(state, method, adv, reals, cfg, state_dir, evaluate, callbacks)
+    if dist.is_main and on_finish is not None:
+        just_evaluated = status == "ok" and state.evaluated_step == state.step
+        with _evaluation_time(state):
+            on_finish(state.G_ema, state.D, just_evaluated)
     summary = {
         "status": status,
         "steps": state.step,
@@ -333,11 +341,10 @@ def _train(cfg, dataset, run_dir, state_dir, hooks, env, dist) -> dict:
         "resumed_from_step": resumed_from,
         "train_seconds": round(state.elapsed_s, 3),
         "session_seconds": round(state.elapsed_s - elapsed_before, 3),  # this process's share
+        "session_eval_seconds": round(state.session_eval_s, 3),  # and its evaluations'
         "method_details": {"method": method.describe(), "augment": augment.describe()},
     }
     if dist.is_main:
-        if on_finish is not None:
-            on_finish(state.G_ema, state.D)
         write_run_outputs(run_dir, state.G_ema, cfg, summary, dataset.channels)
         shutil.copyfile(state_dir / LIVE_LOG, run_dir / "log.jsonl")
     dist.barrier()
@@ -356,7 +363,8 @@ def _run_loop(state, method, adv, reals, cfg, state_dir, evaluate, callbacks) ->
     with distributed.sigterm_flag() as sigterm, contextlib.closing(bar):
         while state.step < cfg.steps:
             logs = train_step(state, method, adv, reals, cfg)
-            state.elapsed_s = elapsed_before + time.perf_counter() - started
+            spent = time.perf_counter() - started - state.session_eval_s
+            state.elapsed_s = elapsed_before + spent
             if logs is None:
                 status = "diverged"
                 if main:
@@ -391,8 +399,20 @@ def _log_row(state, cfg, logs, evaluate) -> dict | None:
     row = {"step": step, "kimg": step * cfg.batch_size / 1000.0, **_mean_logs(state, logs, cfg)}
     row["time_s"] = round(state.elapsed_s, 3)
     if is_eval and state.dist.is_main:
-        row.update(evaluate(state.G_ema, state.D))
+        with _evaluation_time(state):
+            row.update(evaluate(state.G_ema, state.D))
+        state.evaluated_step = step
     return row
+
+
+@contextlib.contextmanager
+def _evaluation_time(state: TrainState):
+    """Adds the block's wall time to ``state.session_eval_s`` (left out of ``elapsed_s``)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        state.session_eval_s += time.perf_counter() - started
 
 
 def _mean_logs(state: TrainState, logs: dict, cfg: GanRunConfig) -> dict:

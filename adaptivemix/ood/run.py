@@ -18,7 +18,7 @@ import torch
 
 from adaptivemix.classify.trainer import MODEL_FILE, SUMMARY_FILE, load_classifier, to_pixels
 from adaptivemix.data import load_prepared
-from adaptivemix.io import load_torch, read_json, save_torch, write_json
+from adaptivemix.io import load_torch, read_json, write_json
 from adaptivemix.metrics.fid import measurement_libraries, protocol_fingerprint
 from adaptivemix.ood.detectors import build_detector
 from adaptivemix.ood.metrics import (
@@ -32,14 +32,6 @@ from adaptivemix.ood.sets import OOD_SETS
 from adaptivemix.provenance import provenance, sha256_bytes
 
 OOD_RESULT_FILE = "ood.json"
-
-
-def prepare_ood_set(name: str, id_dataset_file: Path, source: dict, out: Path) -> Path:
-    """Build OOD set ``name`` at the ID set's resolution and channels; save it atomically."""
-    ident = load_prepared(id_dataset_file)
-    images = OOD_SETS.get(name, "ood.sets")(ident.resolution, ident.channels, ident.name, **source)
-    spec = OOD_SETS.get(name)
-    return save_torch(out, {"name": name, "images": images.contiguous(), "group": spec.group})
 
 
 def ood_protocol(name: str, images: torch.Tensor, n_in: int) -> dict:
