@@ -155,11 +155,18 @@ def load_config_file(path: str | Path) -> dict:
 
 def load_workflow_config(raw: dict, schema_path: Path = SCHEMA_PATH) -> dict:
     """Validate ``raw`` (not modified), fill defaults, check registry names; return the result."""
+    config = schema_checked(raw, schema_path)
+    check_registered_names(config)
+    return config
+
+
+def schema_checked(raw: dict, schema_path: Path = SCHEMA_PATH) -> dict:
+    """``raw`` (not modified) validated against the JSON schema, defaults filled. Needs no
+    plugin, so the workflow refuses a misspelled key or a wrong type before importing torch."""
     config = copy.deepcopy(dict(raw))
     errors = list(_Validator(load_schema(schema_path)).iter_errors(config))
     if errors:
         raise _schema_error(jsonschema.exceptions.best_match(errors))
-    check_registered_names(config)
     return config
 
 

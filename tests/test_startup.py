@@ -169,3 +169,23 @@ def test_ood_set_job_imports_no_metrics_library(smoke_run, tmp_path, repo_root):
     assert (tmp_path / "noise.pt").exists()
     heavy = sorted({*NOT_FOR_TRAINING, "sklearn"} & modules)
     assert heavy == [], f"preparing an OOD set imported {heavy}"
+
+
+def test_schema_refusal_needs_no_torch(repo_root):
+    """The workflow checks the schema before it imports the plugins: a misspelled key is
+    refused without paying for torch."""
+    code = (
+        "import sys, yaml\n"
+        "from adaptivemix.config import schema_checked\n"
+        "from adaptivemix.errors import ConfigError\n"
+        "raw = yaml.safe_load(open('config/smoke.yaml'))\n"
+        "raw['gan']['stpes'] = 3\n"
+        "try:\n    schema_checked(raw)\nexcept ConfigError as err:\n    print(err)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=repo_root
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    message, torch_imported = out.stdout.strip().splitlines()[-2:]
+    assert "stpes" in message and torch_imported == "False"

@@ -4,6 +4,10 @@ import os
 import shlex
 import sys
 
+from adaptivemix.config import schema_checked
+
+schema_checked(config)  # a schema error stops here, before the plugins import torch
+
 import baselines  # registers the baseline methods before the config is checked
 from adaptivemix.classify.config import arch_name, cls_run_config, ood_sets_in_use
 from adaptivemix.preflight import stop_if_missing
