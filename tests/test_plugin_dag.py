@@ -41,7 +41,7 @@ def snakemake(cwd, *args):
     return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # a second whole DAG beside the smoke one, about a minute: the slow tier
 def test_new_plugin_file_reaches_dag_tables_and_figures(project_with_new_plugin):
     project = project_with_new_plugin
     dry = snakemake(project, "-n")

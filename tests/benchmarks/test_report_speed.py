@@ -5,7 +5,7 @@ Target ≤ 30 s for the default profile (its reporting jobs took 14.7 s of job t
 measured in the README's Speed section).
 This benchmark times the same stage on the smoke profile's finished runs (the suite's one
 smoke run, re-aggregated in place) so that it fits the test suite. Run with ``make bench``;
-``make test`` runs it once and checks every output.
+``make test-all`` (slow tier) runs it once and checks every output.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def report_stage(workdir: Path) -> tuple[subprocess.CompletedProcess, ...]:
     return aggregate, html
 
 
-@pytest.mark.slow
+@pytest.mark.heavy  # a benchmark; the smoke DAG's own report jobs are in the fast tier
 def test_report_stage_time(benchmark, finished_smoke):
     aggregate, html = benchmark.pedantic(report_stage, args=(finished_smoke,), rounds=1)
     assert aggregate.returncode == 0, aggregate.stderr[-2000:]
