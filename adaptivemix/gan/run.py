@@ -67,18 +67,18 @@ def run_training(
     eval_seed = cfg.seed + EVAL_SEED_OFFSET
     probe = FeatureProbe(dataset.images["train"], cfg.z_dim, eval_seed, device=cfg.device)
 
-    last_probe = []  # the probe's measurement at the last evaluation
+    last = {}  # "probe": (scalars, features) measured at the last evaluation
 
     def evaluate(G, D) -> dict:
         # FID only: the curves need it, and KID's subset sums would dominate short runs.
         values = evaluate_generator(
             G, cfg.z_dim, feature_net, ref, cfg.eval_samples, eval_seed, cfg.device, with_kid=False
         )
-        last_probe[:] = [probe.measure(D, G)]
-        return values | last_probe[0][0]
+        last["probe"] = probe.measure(D, G)
+        return values | last["probe"][0]
 
     def on_finish(G, D, just_evaluated: bool) -> None:
-        scalars, features = last_probe[0] if just_evaluated else probe.measure(D, G)
+        scalars, features = last["probe"] if just_evaluated else probe.measure(D, G)
         save_d_features(Path(run_dir) / D_FEATURES_FILE, scalars, features, probe.describe())
 
     env = RunEnv(

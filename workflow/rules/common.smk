@@ -6,18 +6,18 @@ import sys
 
 from adaptivemix.config import schema_checked
 
-schema_checked(config)  # a schema error stops here, before the plugins import torch
+config.update(schema_checked(config))  # a schema error stops here, before torch is imported
 
 import baselines  # registers the baseline methods before the config is checked
 from adaptivemix.classify.config import arch_name, cls_run_config, ood_sets_in_use
 from adaptivemix.preflight import stop_if_missing
 from adaptivemix.config import (
+    check_registered_names,
     claims_file,
     dataset_resolution,
     gan_experiments,
     gan_run_config,
     gan_sweeps,
-    load_workflow_config,
     metric_dataset,
 )
 from adaptivemix.metrics.backbones import BACKBONE_TRAINERS
@@ -25,7 +25,7 @@ from adaptivemix.registries import DATASETS, OOD_SETS
 from adaptivemix.sweeps import method_of, sweep_runs as sweep_point_runs
 from adaptivemix.variant_names import baseline_of
 
-config.update(load_workflow_config(config))
+check_registered_names(config)  # the schema is checked above
 OOD_SETS_USED = ood_sets_in_use(config)  # in-distribution set -> its OOD sets
 
 OUT = f"results/{config['profile']}"
