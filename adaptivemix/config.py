@@ -461,6 +461,7 @@ class GanRunConfig:
     xflip: bool = False  # flip each real image horizontally with probability 1/2
     amp: bool = False  # mixed precision for G and D forward passes (CUDA)
     channels_last: bool = False  # channels_last memory format for G and D
+    probe_samples: int = 512  # reals, fakes and noise images of D's feature probe, each
 
     @classmethod
     def from_dict(cls, values: dict) -> GanRunConfig:

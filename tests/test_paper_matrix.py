@@ -32,7 +32,7 @@ RESOLUTION = 32  # the smallest side AlexNet's LPIPS layers accept
 GAN_SIZES = {  # over every experiment's settings: sizes only
     "seeds": [0], "z_dim": 16, "batch_size": 4, "steps": 2, "eval_every": 2,
     "eval_samples": 8, "checkpoint_every": 2, "log_every": 1, "ema_kimg": 0.01,
-    "amp": False, "channels_last": False,
+    "amp": False, "channels_last": False, "probe_samples": 16,
 }  # fmt: skip
 ARCH_SIZES = {
     "stylegan2": {"r1_interval": 2, "pl_interval": 2,

@@ -10,15 +10,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from sklearn.decomposition import PCA
 
+from adaptivemix.config import GanRunConfig
 from adaptivemix.data import save_prepared
 from adaptivemix.data.base import as_float_images
 from adaptivemix.gan.run import D_FEATURES_FILE, run_evaluation, run_training, save_d_features
 from adaptivemix.io import read_json, read_jsonl, write_json
 from adaptivemix.metrics.backbones import BACKBONE_TRAINERS, BACKBONES
 from adaptivemix.metrics.fid import compute_reference_stats
-from adaptivemix.metrics.shrinkage import FeatureProbe, feature_spread
+from adaptivemix.metrics.shrinkage import DEFAULT_PROBE_SIZE, FeatureProbe, feature_spread
 from adaptivemix.models import build_models
 from adaptivemix.report.collect import collect_curves
 from adaptivemix.report.shrinkage import projection_figure
@@ -197,6 +199,22 @@ def test_training_logs_and_saves_d_features(tmp_path, inputs, digits16):
     with np.load(tmp_path / "again" / D_FEATURES_FILE) as data:
         assert np.array_equal(data["real"], saved["real"])
         assert np.array_equal(data["fake"], saved["fake"])
+
+
+@SINGULAR
+def test_probe_samples_sets_the_images_measured(tmp_path, inputs):
+    cfg = tiny_run_config(steps=2, eval_every=2, probe_samples=20)
+    _train(inputs, tmp_path / "run", tmp_path / "state", cfg)
+    with np.load(tmp_path / "run" / D_FEATURES_FILE) as data:
+        assert data["real"].shape[0] == data["fake"].shape[0] == 20
+        assert (int(data["n_real"]), int(data["n_fake"])) == (20, 20)
+
+
+def test_the_default_probe_size_is_the_same_everywhere(repo_root):
+    schema = yaml.safe_load((repo_root / "workflow/schemas/config.schema.yaml").read_text())
+    in_schema = schema["properties"]["gan"]["properties"]["probe_samples"]["default"]
+    in_run_config = GanRunConfig.__dataclass_fields__["probe_samples"].default
+    assert in_schema == in_run_config == DEFAULT_PROBE_SIZE == 512
 
 
 @SINGULAR

@@ -65,7 +65,10 @@ def run_training(
     feature_net = BACKBONES.get(backbone, "backbone.name")(weights, cfg.device)
     ref = ReferenceStats.load(reference)
     eval_seed = cfg.seed + EVAL_SEED_OFFSET
-    probe = FeatureProbe(dataset.images["train"], cfg.z_dim, eval_seed, device=cfg.device)
+    probe = FeatureProbe(
+        dataset.images["train"], cfg.z_dim, eval_seed,
+        n_real=cfg.probe_samples, n_fake=cfg.probe_samples, device=cfg.device,
+    )  # fmt: skip
 
     last = {}  # "probe": (scalars, features) measured at the last evaluation
 
