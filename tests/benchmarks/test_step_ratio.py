@@ -9,6 +9,11 @@ variant's median ms per step; ``make bench`` runs it (group ``gan-step-ratio``) 
 ``adaptivemix.report.bench`` writes them to ``results/benchmarks/step_ratio.json`` and
 ``step_cost.md``. The target (median ≤ 1.45) is reported, not asserted. Under
 ``--benchmark-disable`` one round runs, as a smoke check.
+
+A second pair measures the floor under that ratio: :class:`TwoPassFloor`, vanilla with one
+more D pass in each D call and none of AdaptiveMix's own arithmetic. Any implementation of
+AdaptiveMix's losses makes that second pass (D's features of the mix), so its ratio to vanilla
+is a lower bound for AdaptiveMix's at this size, measured the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Callable
 import pytest
 
 from adaptivemix.gan.losses import build_adv_loss
+from adaptivemix.gan.methods import Discrimination, GanMethod
 from adaptivemix.gan.trainer import build_state, train_step
 from adaptivemix.gan.variants import build_variant
 from adaptivemix.report.bench import RATIO_GROUP, step_ratio_table
@@ -29,13 +35,30 @@ from tests.helpers import tiny_run_config
 
 ROUNDS = 50
 WARMUP_ROUNDS = 3  # allocator and kernels
-PAIRS = [("vanilla", "adaptivemix")]
+TWO_PASS_FLOOR = "two-pass floor"
+PAIRS = [("vanilla", "adaptivemix"), ("vanilla", TWO_PASS_FLOOR)]
+
+
+class TwoPassFloor(GanMethod):
+    """Not a method: vanilla's logits plus D's logits of the batch reversed, in every D call.
+    The second D pass AdaptiveMix needs (of ``x_mix``), at a vanilla pass's cost, without the
+    mix, permutation, λ draw, noisy target or consistency term."""
+
+    def discriminate(self, D, x, phase, ctx) -> Discrimination:
+        return Discrimination(D.head(D.features(x)) + D.head(D.features(x.flip(0))))
+
+
+def build_plugin(variant: str):
+    """(method, augmentations) of a registered variant, or of the floor."""
+    if variant == TWO_PASS_FLOOR:
+        return TwoPassFloor(), build_variant("vanilla")[1]
+    return build_variant(variant, DEFAULT_GAN["method_options"])
 
 
 def make_step(variant: str, dataset) -> Callable[[], dict | None]:
     """One training step of ``variant`` at the default size, on its own state."""
-    cfg = tiny_run_config(variant, **DEFAULT_SIZE)
-    plugin, augment = build_variant(variant, DEFAULT_GAN["method_options"])
+    cfg = tiny_run_config("vanilla" if variant == TWO_PASS_FLOOR else variant, **DEFAULT_SIZE)
+    plugin, augment = build_plugin(variant)
     state = build_state(cfg, plugin, dataset.channels, augment)
     adv = build_adv_loss(cfg.adv_loss)
     reals = dataset.images["train"]
