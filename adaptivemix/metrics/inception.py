@@ -37,8 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from cleanfid.inception_torchscript import disable_gpu_fuser_on_pt19
-from cleanfid.resize import build_resizer
 
 from adaptivemix.errors import ConfigError
 from adaptivemix.io import atomic_write
@@ -125,6 +123,9 @@ class InceptionBackbone(FeatureBackbone):
         for param in module.parameters():  # ScriptModules have no requires_grad_()
             param.requires_grad_(False)
         self.mode = mode
+        # imported here: registering this backbone must not import clean-fid (and requests)
+        from cleanfid.resize import build_resizer
+
         self._resize = build_resizer(mode)  # clean-fid's own resizer for this mode
         super().__init__(name, mode, sha256, 0, device, in_channels=3)
         probe = torch.zeros(1, 3, CLEAN_SIZE, CLEAN_SIZE, device=device)
@@ -158,6 +159,8 @@ class InceptionBackbone(FeatureBackbone):
 
     def embed_batch(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) in [-1, 1] -> (B, feature_dim) pool features, per clean-fid's mode."""
+        from cleanfid.inception_torchscript import disable_gpu_fuser_on_pt19
+
         pixels = to_pixels(images).to(torch.float32)
         with disable_gpu_fuser_on_pt19():
             if self.mode == "legacy_tensorflow":
